@@ -1,0 +1,46 @@
+"""FastAPI application factory; the lifespan owns the graph driver (and an embedded server it starts)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import problems
+from app.config import AppSettings
+from app.routes import health
+from kg import __version__
+from kg.graph import connect
+from kg.migrations import migrate
+
+
+def create_app(settings: AppSettings | None = None) -> FastAPI:
+    settings = settings or AppSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        graph = connect(settings)
+        if settings.migrate_on_start:
+            migrate(graph)
+        app.state.graph = graph
+        try:
+            yield
+        finally:
+            graph.close()
+
+    app = FastAPI(
+        title=settings.title,
+        version=__version__,
+        description="Phenotype knowledge graph: HPO terms, disease typical and excluded phenotype sets, "
+                    "and image–caption evidence. Uses the Human Phenotype Ontology (https://hpo.jax.org).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"])
+    problems.install(app)
+    app.include_router(health.router)
+    return app

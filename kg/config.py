@@ -1,0 +1,49 @@
+"""Graph-side settings, read once from the environment (prefix-free names match Neo4j's conventions)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "phenokg"
+
+
+class GraphSettings(BaseSettings):
+    """Where the graph lives.
+
+    With ``NEO4J_URI`` unset, phenokg runs its embedded Bolt server under ``PHENOKG_HOME``.
+    """
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    neo4j_uri: str | None = Field(default=None, alias="NEO4J_URI")
+    neo4j_user: str = Field(default="neo4j", alias="NEO4J_USER")
+    neo4j_password: str | None = Field(default=None, alias="NEO4J_PASSWORD")
+    neo4j_database: str | None = Field(default=None, alias="NEO4J_DATABASE")
+    home: Path = Field(default_factory=_default_home, alias="PHENOKG_HOME")
+    embedded_bolt_port: int = Field(default=0, alias="PHENOKG_BOLT_PORT", ge=0, le=65535)
+    embedded_http_port: int = Field(default=0, alias="PHENOKG_HTTP_PORT", ge=0, le=65535)
+    embedded_heap: str = Field(default="1g", alias="PHENOKG_DB_HEAP")
+    embedded_start_timeout_s: float = Field(default=60.0, alias="PHENOKG_DB_START_TIMEOUT")
+
+    @property
+    def embedded(self) -> bool:
+        return not self.neo4j_uri
+
+    @property
+    def db_dir(self) -> Path:
+        return self.home / "db"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"

@@ -1,0 +1,49 @@
+"""Shared fixtures. Integration tests run against the real embedded graph server, started once per session
+in a fresh data directory on free ports; with NEO4J_URI set they use that server instead."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kg.config import GraphSettings
+from kg.graph import Graph, connect
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def graph_settings(tmp_path_factory: pytest.TempPathFactory) -> GraphSettings:
+    home = tmp_path_factory.mktemp("phenokg-home")
+    env = {"PHENOKG_HOME": str(home)}
+    if os.environ.get("NEO4J_URI"):
+        env["NEO4J_URI"] = os.environ["NEO4J_URI"]
+    return GraphSettings(**env)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def graph(graph_settings: GraphSettings) -> Iterator[Graph]:
+    """One real graph server for the whole session (embedded ArcadeDB unless NEO4J_URI is set)."""
+    g = connect(graph_settings)
+    try:
+        yield g
+    finally:
+        g.close()
+        if g.server is not None:
+            g.server.stop()
+
+
+def clear_graph(graph: Graph) -> None:
+    graph.write("MATCH (n) DETACH DELETE n")
+
+
+@pytest.fixture()
+def empty_graph(graph: Graph) -> Iterator[Graph]:
+    """The session graph, emptied before and after the test (migrations re-applied by whoever needs them)."""
+    clear_graph(graph)
+    yield graph
+    clear_graph(graph)
