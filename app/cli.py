@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from kg.config import GraphSettings
-from kg.errors import GraphUnavailableError, PhenoKGError, SourceFormatError
+from kg.errors import EmbeddedServerError, GraphUnavailableError, PhenoKGError, SourceFormatError
 
 app = typer.Typer(help="phenokg: a phenotype knowledge-graph service.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -47,7 +47,7 @@ def handle_errors(fn: F) -> F:
         except SourceFormatError as exc:
             _fail(str(exc), 2)
         except GraphUnavailableError as exc:
-            _fail(f"graph database unavailable: {exc}", 1)
+            _fail(" ".join(str(exc).split()) if not isinstance(exc, EmbeddedServerError) else str(exc), 1)
         except PhenoKGError as exc:
             _fail(str(exc), 1)
         except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:

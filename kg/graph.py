@@ -84,6 +84,15 @@ class Graph:
             self.server.stop()
 
 
+def _describe(uri: str, exc: Exception) -> str:
+    """One line: where, and the innermost reason the driver gave."""
+    if isinstance(exc, AuthError):
+        return f"authentication failed at {uri} (check NEO4J_USER / NEO4J_PASSWORD)"
+    text = " ".join(str(exc).split())
+    reason = text.rsplit("(reason ", 1)[-1].rstrip(")") if "(reason " in text else text
+    return f"cannot reach the graph database at {uri}: {reason}"
+
+
 def connect(settings: GraphSettings, *, start_embedded: bool = True, detached: bool = False) -> Graph:
     """Open a driver to the configured server; start the embedded one if needed and allowed."""
     server: EmbeddedServer | None = None
@@ -113,8 +122,7 @@ def connect(settings: GraphSettings, *, start_embedded: bool = True, detached: b
         driver.close()
         if owns and server is not None:
             server.stop()
-        kind = "authentication failed" if isinstance(exc, AuthError) else "not reachable"
-        raise GraphUnavailableError(f"the graph database at {uri}: {kind} ({exc})") from exc
+        raise GraphUnavailableError(_describe(uri, exc)) from exc
     return Graph(driver=driver, database=database, dialect=dialect, server=server, uri=uri, _owns_server=owns)
 
 

@@ -214,7 +214,7 @@ def _train(
         name_anchor_prob=config.name_anchor_prob,
     )
     if config.max_steps is not None:
-        total_steps = int(config.max_steps)
+        total_steps = int(config.max_steps) if data.epoch_batches(0) else 0
         epochs = 1 << 30  # cycle epochs until max_steps
     else:
         epochs = int(config.epochs)

@@ -7,7 +7,8 @@ phenotype; the other pairs of a batch serve as in-batch negatives.
 False negatives are kept out in two layers:
 
 1. :class:`ConflictFreeBatchSampler` never places two phenotypes in one batch when they share an attribute
-   string (compared ignoring case, whitespace runs and end punctuation) or when one is a direct parent of the other.
+   string (compared ignoring case, whitespace runs and end punctuation) or when one is a direct parent of
+   the other.
 2. :func:`false_negative_mask` flags any remaining pair of batch items whose texts are equal, so the loss can
    drop them from the negatives (second line of defence, e.g. for hand-built batches).
 
@@ -289,9 +290,17 @@ class KnowledgePairBatches:
         return [len(self.epoch_batches(e)) for e in range(epochs)]
 
     def iterate(self, epochs: int) -> Iterator[tuple[int, int, list[PositivePair]]]:
-        """Yield batches from the current position up to the end of epoch ``epochs - 1``."""
+        """Yield batches from the current position up to the end of epoch ``epochs - 1``.
+
+        Raises ``ValueError`` on an epoch without any usable batch (instead of spinning through epochs).
+        """
         while self.epoch < epochs:
             batches = self.epoch_batches(self.epoch)
+            if not batches:
+                raise ValueError(
+                    f"epoch {self.epoch} has no batch of {self.min_batch} or more compatible phenotypes "
+                    f"({len(self.pair_sampler)} usable phenotypes)"
+                )
             while self.batch < len(batches):
                 b = self.batch
                 self.batch += 1

@@ -1,4 +1,5 @@
-"""Unit tests for kg.evidence without a database: row readers, image loading, the blob store."""
+"""Unit tests without a database: row readers (kg.evidence_rows), image loading and the blob store (kg.blobs),
+evidence ids and the re-exports of kg.evidence."""
 
 from __future__ import annotations
 
@@ -12,23 +13,16 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from PIL import Image
 
-from kg import evidence
+from kg import blobs, evidence, evidence_rows
+from kg.blobs import BlobStore, ImageError, fetch_url, inspect_image, load_image
 from kg.errors import SourceFormatError
-from kg.evidence import (
-    BlobStore,
-    EvidenceRow,
-    ImageError,
-    RowError,
-    evidence_id,
-    fetch_url,
-    inspect_image,
-    load_image,
-    read_evidence_rows,
-)
+from kg.evidence import evidence_id
+from kg.evidence_rows import EvidenceRow, RowError, read_evidence_rows
 
 
 def png(color: int = 128, size: tuple[int, int] = (8, 6), mode: str = "L") -> bytes:
@@ -385,6 +379,23 @@ def test_evidence_id_is_deterministic_and_distinguishes_parts() -> None:
                 evidence_id("b" * 64, "Pneumonia.", "mimic"), evidence_id(sha, "Pneumonia.,mimic", "")}) == 5
 
 
-def test_module_does_not_import_torch() -> None:
-    source = Path(evidence.__file__).read_text(encoding="utf-8")
+@pytest.mark.parametrize("module", [evidence, evidence_rows, blobs], ids=lambda m: m.__name__)
+def test_module_does_not_import_torch(module: ModuleType) -> None:
+    source = Path(str(module.__file__)).read_text(encoding="utf-8")
     assert "import torch" not in source and "from torch" not in source
+
+
+@pytest.mark.parametrize("module", [evidence_rows, blobs], ids=lambda m: m.__name__)
+def test_evidence_reexports_the_public_names_of_rows_and_blobs(module: ModuleType) -> None:
+    names: list[str] = vars(module)["__all__"]
+    assert set(names) <= set(evidence.__all__)
+    for name in names:
+        assert getattr(evidence, name) is getattr(module, name)
+    defined = {n for n, v in vars(module).items()  # constants, classes and functions the module defines
+               if not n.startswith("_") and (n.isupper() or getattr(v, "__module__", None) == module.__name__)}
+    assert defined == set(names)
+
+
+def test_evidence_all_names_resolve() -> None:
+    assert len(set(evidence.__all__)) == len(evidence.__all__)
+    assert all(hasattr(evidence, name) for name in evidence.__all__)

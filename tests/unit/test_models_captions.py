@@ -97,7 +97,9 @@ def test_list_joining() -> None:
 
 
 def test_acronyms_keep_their_case() -> None:
-    d = DiseaseSets("X", "COVID-19 pneumonia", typical=(("HP:1", "ARDS"),), excluded=(("HP:2", "Lobar collapse"),))
+    d = DiseaseSets(
+        "X", "COVID-19 pneumonia", typical=(("HP:1", "ARDS"),), excluded=(("HP:2", "Lobar collapse"),)
+    )
     text = prompt_ensemble(d, "fine")[0]
     assert text == "Findings of COVID-19 pneumonia: ARDS; no evidence of lobar collapse."
 
@@ -129,7 +131,12 @@ def test_contradictory_sets_are_cleaned_with_a_warning() -> None:
         "D",
         "Pneumonia",
         typical=(("HP:1", "Consolidation"), ("HP:2", "Opacity"), ("HP:2", "Opacity"), ("HP:3", "pneumonia")),
-        excluded=(("HP:1", "Consolidation"), ("HP:9", "OPACITY"), ("HP:4", "Pneumothorax"), ("HP:5", "Pneumonia")),
+        excluded=(
+            ("HP:1", "Consolidation"),
+            ("HP:9", "OPACITY"),
+            ("HP:4", "Pneumothorax"),
+            ("HP:5", "Pneumonia"),
+        ),
     )
     with pytest.warns(CaptionDataWarning, match="HP:1"):
         cleaned = clean_sets(d)
@@ -147,7 +154,9 @@ def test_compare_from_set_operations() -> None:
     assert by_kind["favours_a"].items == (("HP:0032177", "Parenchymal consolidation"),)
     assert by_kind["favours_a"].text == "Parenchymal consolidation favours pneumonia over pneumothorax."
     assert "favours_b" not in by_kind  # T(pneumothorax) ∩ E(pneumonia): pneumothorax is a disease, not in T
-    assert by_kind["only_a"].text == "Parenchymal consolidation is typical of pneumonia but not of pneumothorax."
+    assert (
+        by_kind["only_a"].text == "Parenchymal consolidation is typical of pneumonia but not of pneumothorax."
+    )
     assert by_kind["only_b"].items == (("HP:0000009", "Visible pleural line"),)
     assert by_kind["shared"].text == "Both pneumonia and pneumothorax typically show pulmonary opacity."
     reverse = {c.kind: c for c in compare(PNEUMOTHORAX, PNEUMONIA)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -49,7 +50,11 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny_bert")
     torch.manual_seed(0)
     cfg = BertConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
     )
     BertModel(cfg).save_pretrained(str(out))
     AutoTokenizer.from_pretrained(str(packaged_text_model_path())).save_pretrained(str(out))
@@ -68,8 +73,9 @@ def test_packaged_lite0_loads_strictly_by_position(packaged_state: OrderedDict[s
     assert len(packaged_state) == 296
     enc = ImageEncoder.from_pretrained().eval()
     assert enc.num_classes == 0 and enc.dim == 1280
-    assert torch.equal(enc.model.conv_stem.weight, packaged_state["_conv_stem.weight"])
-    assert torch.equal(enc.model.bn2.running_var, packaged_state["_bn1.running_var"])
+    net: Any = enc.model
+    assert torch.equal(net.conv_stem.weight, packaged_state["_conv_stem.weight"])
+    assert torch.equal(net.bn2.running_var, packaged_state["_bn1.running_var"])
     grey = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         feats = enc(grey)
@@ -85,10 +91,13 @@ def test_packaged_lite0_imagenet_head_is_confident_and_stable(
 ) -> None:
     """A checkerboard is a 'crossword puzzle' for an ImageNet model; random weights have no opinion."""
     enc = ImageEncoder.from_pretrained(num_classes=1000).eval()
-    assert torch.equal(enc.model.classifier.weight, packaged_state["_fc.weight"])
+    net: Any = enc.model
+    assert torch.equal(net.classifier.weight, packaged_state["_fc.weight"])
     board = _checkerboard()
     for seed in range(3):
-        noisy = (board + 0.05 * torch.randn(board.shape, generator=torch.Generator().manual_seed(seed))).clamp(0, 1)
+        noisy = (
+            board + 0.05 * torch.randn(board.shape, generator=torch.Generator().manual_seed(seed))
+        ).clamp(0, 1)
         with torch.no_grad():
             probs = enc(noisy).softmax(dim=-1)[0]
         assert int(probs.argmax()) == CROSSWORD
@@ -172,12 +181,13 @@ def test_plain_hf_checkpoint_and_training_forward(tiny_bert_dir: Path) -> None:
     out = enc(tokens["input_ids"], tokens["attention_mask"])
     assert out.shape == (4, 32) and torch.allclose(out.norm(dim=1), torch.ones(4), atol=1e-5)
     out.sum().backward()
-    assert enc.model.embeddings.word_embeddings.weight.grad is not None
+    bert: Any = enc.model
+    assert bert.embeddings.word_embeddings.weight.grad is not None
     assert enc.training  # encode() restores the mode it found
     enc.encode(TEXTS[:1])
     assert enc.training
     with pytest.raises(TypeError):
-        enc.encode("one string")  # type: ignore[arg-type]
+        enc.encode("one string")
     with pytest.raises(FileNotFoundError):
         TextEncoder.from_pretrained(tiny_bert_dir / "missing")
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -57,26 +60,29 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny_bert")
     torch.manual_seed(0)
     cfg = BertConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
     )
     BertModel(cfg).save_pretrained(str(out))
     AutoTokenizer.from_pretrained(str(packaged_text_model_path())).save_pretrained(str(out))
     return out
 
 
-def _config(model_dir: Path, **overrides: object) -> KnowledgeTrainConfig:
-    base: dict[str, object] = {
-        "model_path": str(model_dir),
-        "seed": 1,
-        "batch_size": 8,
-        "lr": 1e-3,
-        "max_steps": 8,
-        "max_length": 32,
-        "warmup_steps": 2,
-        "checkpoint_every": 3,
-    }
-    base.update(overrides)
-    return KnowledgeTrainConfig(**base)  # type: ignore[arg-type]
+def _config(model_dir: Path, **overrides: Any) -> KnowledgeTrainConfig:
+    base = KnowledgeTrainConfig(
+        model_path=str(model_dir),
+        seed=1,
+        batch_size=8,
+        lr=1e-3,
+        max_steps=8,
+        max_length=32,
+        warmup_steps=2,
+        checkpoint_every=3,
+    )
+    return replace(base, **overrides)
 
 
 def _losses(out_dir: Path) -> list[float]:
@@ -111,7 +117,9 @@ def test_same_seed_same_metrics(tiny_bert_dir: Path, tmp_path: Path) -> None:
     b = train_knowledge_encoder(synthetic_phenotypes(), cfg, tmp_path / "b", progress=False)
     assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
     assert a["final_loss"] == b["final_loss"]
-    c = train_knowledge_encoder(synthetic_phenotypes(), _config(tiny_bert_dir, max_steps=5, seed=2), tmp_path / "c")
+    c = train_knowledge_encoder(
+        synthetic_phenotypes(), _config(tiny_bert_dir, max_steps=5, seed=2), tmp_path / "c"
+    )
     assert _losses(tmp_path / "c") != _losses(tmp_path / "a")
     assert c["steps"] == 5
 
@@ -120,13 +128,17 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_bert_dir: Path, tmp_path: 
     cfg = _config(tiny_bert_dir)
     full = train_knowledge_encoder(synthetic_phenotypes(), cfg, tmp_path / "full", progress=False)
 
-    part = train_knowledge_encoder(synthetic_phenotypes(), cfg, tmp_path / "part", progress=False, stop_at_step=5)
+    part = train_knowledge_encoder(
+        synthetic_phenotypes(), cfg, tmp_path / "part", progress=False, stop_at_step=5
+    )
     assert part["finished"] == 0.0 and part["steps"] == 5
     assert not (tmp_path / "part" / "encoder").exists()
     # a run killed after its last checkpoint may have logged steps beyond it; resume must drop them
     with (tmp_path / "part" / "metrics.jsonl").open("a") as fh:
         fh.write(json.dumps({"step": 6, "loss": -1.0}) + "\n")
-    resumed = train_knowledge_encoder(synthetic_phenotypes(), cfg, tmp_path / "part", progress=False, resume=True)
+    resumed = train_knowledge_encoder(
+        synthetic_phenotypes(), cfg, tmp_path / "part", progress=False, resume=True
+    )
 
     assert resumed["finished"] == 1.0 and resumed["steps"] == full["steps"] == 8
     assert resumed["final_loss"] == pytest.approx(full["final_loss"], abs=1e-6)
@@ -137,7 +149,11 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_bert_dir: Path, tmp_path: 
 
     with pytest.raises(ValueError, match="config changed"):
         train_knowledge_encoder(
-            synthetic_phenotypes(), _config(tiny_bert_dir, lr=5e-4), tmp_path / "part", progress=False, resume=True
+            synthetic_phenotypes(),
+            _config(tiny_bert_dir, lr=5e-4),
+            tmp_path / "part",
+            progress=False,
+            resume=True,
         )
 
 
@@ -149,13 +165,13 @@ def test_nothing_to_train_raises(tiny_bert_dir: Path, tmp_path: Path) -> None:
 
 def test_lr_schedule() -> None:
     kw = {"warmup_steps": 4, "total_steps": 14}
-    assert lr_lambda(0, schedule="cosine", **kw) == pytest.approx(0.25)  # type: ignore[arg-type]
-    assert lr_lambda(3, schedule="cosine", **kw) == pytest.approx(1.0)  # type: ignore[arg-type]
-    assert lr_lambda(4, schedule="cosine", **kw) == pytest.approx(1.0)  # type: ignore[arg-type]
-    assert lr_lambda(9, schedule="cosine", **kw) == pytest.approx(0.5)  # type: ignore[arg-type]
-    assert lr_lambda(14, schedule="cosine", **kw) == pytest.approx(0.0, abs=1e-12)  # type: ignore[arg-type]
-    assert lr_lambda(9, schedule="linear", **kw) == pytest.approx(0.5)  # type: ignore[arg-type]
-    assert lr_lambda(13, schedule="constant", **kw) == 1.0  # type: ignore[arg-type]
+    assert lr_lambda(0, schedule="cosine", **kw) == pytest.approx(0.25)
+    assert lr_lambda(3, schedule="cosine", **kw) == pytest.approx(1.0)
+    assert lr_lambda(4, schedule="cosine", **kw) == pytest.approx(1.0)
+    assert lr_lambda(9, schedule="cosine", **kw) == pytest.approx(0.5)
+    assert lr_lambda(14, schedule="cosine", **kw) == pytest.approx(0.0, abs=1e-12)
+    assert lr_lambda(9, schedule="linear", **kw) == pytest.approx(0.5)
+    assert lr_lambda(13, schedule="constant", **kw) == 1.0
 
 
 class _LookupEncoder:
@@ -164,7 +180,7 @@ class _LookupEncoder:
     def __init__(self, table: dict[str, int], dim: int) -> None:
         self.table, self.dim = table, dim
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
         out = torch.zeros(len(texts), self.dim)
         for i, t in enumerate(texts):
             out[i, self.table.get(t, self.dim - 1)] = 1.0
@@ -174,7 +190,9 @@ class _LookupEncoder:
 def test_attribute_retrieval_recall() -> None:
     held_out = [
         PhenotypeAttributes("HP:1", "Cardiomegaly", "Enlarged heart.", synonyms=("Large heart",)),
-        PhenotypeAttributes("HP:2", "Pneumothorax", "Air in the pleural space.", parents=("Pleural anomaly",)),
+        PhenotypeAttributes(
+            "HP:2", "Pneumothorax", "Air in the pleural space.", parents=("Pleural anomaly",)
+        ),
     ]
     table = {
         "Cardiomegaly": 0,
@@ -184,7 +202,9 @@ def test_attribute_retrieval_recall() -> None:
         "Air in the pleural space.": 1,
         "Distractor": 2,
     }
-    result = evaluate_attribute_retrieval(_LookupEncoder(table, 4), held_out, k=(1, 2), distractors=["Distractor"])
+    result = evaluate_attribute_retrieval(
+        _LookupEncoder(table, 4), held_out, k=(1, 2), distractors=["Distractor"]
+    )
     assert result["n_queries"] == 3 and result["gallery_size"] == 3
     assert result["R@1"] == pytest.approx(2 / 3)
     assert result["R@2"] == pytest.approx(1.0)

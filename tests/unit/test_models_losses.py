@@ -99,7 +99,7 @@ def test_soft_targets_hand_values() -> None:
     # row 0: J = [1, 1/3, 1/2] -> off-diagonal normalised [0, 0.4, 0.6]
     assert torch.allclose(t2[0], torch.tensor([0.5, 0.2, 0.3]), atol=1e-6)
     for norm in ("sum", "softmax"):
-        rows = soft_targets(torch.rand(5, 5), 0.7, normalisation=norm).sum(dim=1)  # type: ignore[arg-type]
+        rows = soft_targets(torch.rand(5, 5), 0.7, normalisation=norm).sum(dim=1)
         assert torch.allclose(rows, torch.ones(5), atol=1e-6)
     with pytest.raises(ValueError):
         soft_targets(torch.rand(2, 3))
@@ -118,13 +118,17 @@ def test_soft_target_loss_with_identity_weight_one_equals_info_nce() -> None:
 
 
 def test_soft_targets_reward_aligning_items_with_shared_phenotypes() -> None:
-    """Items 0 and 1 share their sets: soft targets prefer texts 0/1 close to both images, hard ones do not."""
+    """Items 0 and 1 share their sets: soft targets prefer texts close to both images, hard ones do not."""
     img = torch.eye(3)
     cross = torch.tensor([[0.8, 0.6, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]])
     sets = [{"x"}, {"x"}, {"y"}]
     hard_fn, soft_fn = SoftTargetLoss(identity_weight=1.0), SoftTargetLoss(identity_weight=0.5)
-    assert float(soft_fn(img, cross, 5.0, sets=sets)["soft"]) < float(soft_fn(img, img, 5.0, sets=sets)["soft"])
-    assert float(hard_fn(img, img, 5.0, sets=sets)["soft"]) < float(hard_fn(img, cross, 5.0, sets=sets)["soft"])
+    assert float(soft_fn(img, cross, 5.0, sets=sets)["soft"]) < float(
+        soft_fn(img, img, 5.0, sets=sets)["soft"]
+    )
+    assert float(hard_fn(img, img, 5.0, sets=sets)["soft"]) < float(
+        hard_fn(img, cross, 5.0, sets=sets)["soft"]
+    )
 
 
 def test_knowledge_distillation_contrastive_and_relational() -> None:
@@ -188,7 +192,10 @@ def test_phenolip_loss_keys_weights_and_gradients() -> None:
 def test_losses_match_functional_reference() -> None:
     """Cross-check the symmetric InfoNCE against a direct F.cross_entropy formulation."""
     g = torch.Generator().manual_seed(4)
-    a, b = F.normalize(torch.randn(7, 5, generator=g), dim=-1), F.normalize(torch.randn(7, 5, generator=g), dim=-1)
+    a, b = (
+        F.normalize(torch.randn(7, 5, generator=g), dim=-1),
+        F.normalize(torch.randn(7, 5, generator=g), dim=-1),
+    )
     logits = 14.0 * a @ b.T
     labels = torch.arange(7)
     ref = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2

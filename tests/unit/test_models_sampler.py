@@ -123,7 +123,9 @@ def ontologies(draw: st.DrawFn) -> list[PhenotypeAttributes]:
     """Small random ontologies whose names and synonyms collide often (tiny vocabulary, random case)."""
     n = draw(st.integers(min_value=1, max_value=25))
     phrase = st.lists(st.sampled_from(_WORDS), min_size=1, max_size=2).map(" ".join)
-    cased = st.tuples(phrase, st.sampled_from([str.lower, str.upper, str.capitalize])).map(lambda t: t[1](t[0]))
+    cased = st.tuples(phrase, st.sampled_from([str.lower, str.upper, str.capitalize])).map(
+        lambda t: t[1](t[0])
+    )
     out: list[PhenotypeAttributes] = []
     for i in range(n):
         name = draw(cased)
@@ -188,6 +190,13 @@ def test_pair_batches_resume_from_state() -> None:
     assert [(e, b, tuple(p)) for e, b, p in head] + rest == full
     with pytest.raises(ValueError):
         KnowledgePairBatches(onto, 2, seed=6).load_state_dict(state)
+
+
+def test_pair_batches_refuse_to_spin_on_empty_epochs() -> None:
+    clones = [PhenotypeAttributes(f"HP:{i}", "Same name", f"Definition {i}.") for i in range(3)]
+    data = KnowledgePairBatches(clones, 4, seed=0)  # every pair shares its name: no batch of 2
+    with pytest.raises(ValueError, match="no batch"):
+        next(data.iterate(10))
 
 
 def test_false_negative_mask() -> None:
