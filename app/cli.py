@@ -244,6 +244,17 @@ def evidence_import(
     typer.echo(json.dumps(summary))
 
 
+def _register_feature_commands() -> None:
+    from app.commands import normalize as normalize_command
+    from app.commands import rank as rank_command
+
+    for module in (normalize_command, rank_command):
+        module.register(app)
+
+
+_register_feature_commands()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

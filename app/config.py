@@ -13,3 +13,5 @@ class AppSettings(GraphSettings):
     title: str = Field(default="phenokg", alias="PHENOKG_TITLE")
     cors_origins: list[str] = Field(default_factory=list, alias="PHENOKG_CORS_ORIGINS")
     migrate_on_start: bool = Field(default=True, alias="PHENOKG_MIGRATE_ON_START")
+    warm_snapshot: bool = Field(default=True, alias="PHENOKG_WARM_SNAPSHOT",
+                                description="Load the in-memory graph view at start-up")

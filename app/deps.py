@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from app.config import AppSettings
 from kg.graph import Graph
+from kg.snapshot import GraphSnapshot, SnapshotCache
 
 
 def get_settings(request: Request) -> AppSettings:
@@ -20,5 +21,17 @@ def get_graph(request: Request) -> Graph:
     return graph
 
 
+def get_cache(request: Request) -> SnapshotCache:
+    cache: SnapshotCache = request.app.state.cache
+    return cache
+
+
+def get_snapshot(request: Request) -> GraphSnapshot:
+    """The in-memory view of the graph, reloaded when the build stamp changes."""
+    return get_cache(request).get()
+
+
 SettingsDep = Annotated[AppSettings, Depends(get_settings)]
 GraphDep = Annotated[Graph, Depends(get_graph)]
+CacheDep = Annotated[SnapshotCache, Depends(get_cache)]
+SnapshotDep = Annotated[GraphSnapshot, Depends(get_snapshot)]

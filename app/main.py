@@ -10,10 +10,11 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import problems
 from app.config import AppSettings
-from app.routes import health
+from app.routes import annotate, diseases, health, hierarchy, normalize, ranking, search, similarity, terms
 from kg import __version__
 from kg.graph import connect
 from kg.migrations import migrate
+from kg.snapshot import SnapshotCache
 
 
 def create_app(settings: AppSettings | None = None) -> FastAPI:
@@ -25,6 +26,9 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
         if settings.migrate_on_start:
             migrate(graph)
         app.state.graph = graph
+        app.state.cache = SnapshotCache(graph)
+        if settings.warm_snapshot:
+            app.state.cache.get()  # load the in-memory view now, not on the first request
         try:
             yield
         finally:
@@ -42,5 +46,6 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
     problems.install(app)
-    app.include_router(health.router)
+    for module in (health, terms, hierarchy, diseases, search, annotate, normalize, similarity, ranking):
+        app.include_router(module.router)
     return app

@@ -12,6 +12,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kg.errors import GraphUnavailableError, NotFoundError, ValidationError
 
 PROBLEM_JSON = "application/problem+json"
+# Response schemas that describe problem bodies: documented under application/problem+json, not application/json.
+PROBLEM_SCHEMAS = frozenset({"Problem", "ValidationProblem", "ObsoleteTermProblem"})
+
+
+class ProblemError(Exception):
+    """Raise from a route for any status with extra members in the body (e.g. 410 with ``consider`` ids)."""
+
+    def __init__(self, status: int, title: str, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or title)
+        self.status, self.title, self.detail, self.extra = status, title, detail, extra
 
 
 def problem(status: int, title: str, detail: str | None = None, *, instance: str | None = None,
@@ -28,10 +38,12 @@ def problem(status: int, title: str, detail: str | None = None, *, instance: str
 def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not Found", 405: "Method Not Allowed", 422: "Unprocessable Content"}.get(
-            exc.status_code, "HTTP error")
+        title = {404: "Not Found", 405: "Method Not Allowed", 410: "Gone", 413: "Content Too Large",
+                 422: "Unprocessable Content"}.get(exc.status_code, "HTTP error")
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem(exc.status_code, title, detail, instance=request.url.path)
+        response = problem(exc.status_code, title, detail, instance=request.url.path)
+        response.headers.update(exc.headers or {})  # e.g. Allow on a 405 (RFC 9110)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -52,3 +64,45 @@ def install(app: FastAPI) -> None:
     async def unavailable(request: Request, exc: GraphUnavailableError) -> JSONResponse:
         return problem(503, "Service Unavailable", "the graph database is not reachable",
                        instance=request.url.path)
+
+    @app.exception_handler(ProblemError)
+    async def explicit_problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem(exc.status, exc.title, exc.detail, instance=request.url.path, **exc.extra)
+
+    _document_problems(app)
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the handlers above send: every 422 is a ``ValidationProblem`` and
+    every error response whose model is a problem schema is ``application/problem+json``."""
+    from app.schemas_terms import ValidationProblem
+
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        validation = ValidationProblem.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in validation.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components.setdefault("ValidationProblem", validation)
+        ref = {"$ref": "#/components/schemas/ValidationProblem"}
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                for status, response in (operation.get("responses") or {}).items():
+                    content = response.get("content") or {}
+                    if status == "422" and "HTTPValidationError" in str(content):
+                        response["content"] = {PROBLEM_JSON: {"schema": ref}}
+                    elif status[:1] in "45" and "application/json" in content and \
+                            str(content["application/json"].get("schema", {}).get("$ref", "")).rsplit("/", 1)[-1] \
+                            in PROBLEM_SCHEMAS:
+                        content[PROBLEM_JSON] = content.pop("application/json")
+        if not any("HTTPValidationError" in str(p) for p in schema.get("paths", {}).values()):
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -190,12 +190,17 @@ class Sampler:
         return a.py_cpu + f * (b.py_cpu - a.py_cpu), a.jvm_cpu + f * (b.jvm_cpu - a.jvm_cpu)
 
     def cpu_split(self, stages: Sequence[tuple[str, float, float]]) -> dict[str, dict[str, float]]:
-        """Wall, Python CPU and JVM CPU seconds of each (name, start, end) stage."""
+        """Wall, Python CPU and JVM CPU seconds, and peak RSS, of each (name, start, end) stage."""
         out: dict[str, dict[str, float]] = {}
         for name, t0, t1 in stages:
             p0, j0 = self._cpu_at(t0)
             p1, j1 = self._cpu_at(t1)
-            out[name] = {"wall": round(t1 - t0, 3), "py_cpu": round(p1 - p0, 2), "jvm_cpu": round(j1 - j0, 2)}
+            inside = [x for x in self.samples if t0 <= x.t <= t1] or [
+                min(self.samples, key=lambda x: abs(x.t - t1))]
+            out[name] = {"wall": round(t1 - t0, 3), "py_cpu": round(p1 - p0, 2), "jvm_cpu": round(j1 - j0, 2),
+                         "py_rss_peak": max(x.py_rss for x in inside),
+                         "jvm_rss_peak": max(x.jvm_rss for x in inside),
+                         "sum_rss_peak": max(x.py_rss + x.jvm_rss for x in inside)}
         return out
 
 
@@ -473,6 +478,15 @@ def render(results: dict[str, Any]) -> str:
         for _, r in runs:
             c = r["cpu"].get(stage)
             cells.append(f"{c['wall']:.1f} / {c['py_cpu']:.1f} / {c['jvm_cpu']:.1f}" if c else "–")
+        out.append(f"| {stage} | " + " | ".join(cells) + " |")
+    out += ["", "Peak RSS within each stage (Python MB / JVM MB / both at the same instant MB):", "",
+            "| stage | " + " | ".join(n for n, _ in runs) + " |", "|---|" + "---:|" * len(runs)]
+    for stage in stage_names:
+        cells = []
+        for _, r in runs:
+            c = r["cpu"].get(stage)
+            cells.append(f"{_mb(c['py_rss_peak'])} / {_mb(c['jvm_rss_peak'])} / {_mb(c['sum_rss_peak'])}"
+                         if c else "–")
         out.append(f"| {stage} | " + " | ".join(cells) + " |")
 
     if len(fresh) > 1:

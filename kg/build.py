@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from kg import queries as Q
+from kg.errors import SourceFormatError
 from kg.graph import Graph
 from kg.hpoa import AnnotationRow, FoldedEdge, HpoaHeader, diseases, fold, parse_hpoa
 from kg.migrations import migrate
-from kg.obo import ReleaseInfo, TermRow, parse_obo
+from kg.obo import ReleaseInfo, TermRow, parse_obo, sha256_file, shipped_file
 from kg.ontology import OntologyView
 from kg.sync import BATCH, apply, clean, diff_items
 from kg.xray_pack import XrayPack, load_pack, pack_rows, validate_pack
@@ -63,9 +64,6 @@ def unresolved_annotation_ids(annotations: Iterable[AnnotationRow], view: Ontolo
 def load_sources(obo: Path | None = None, hpoa: Path | None = None, pack: Path | None = None,
                  include_pack: bool = True) -> SourceData:
     """Parse and cross-check the sources. Raises before anything is written to the graph."""
-    from kg.errors import SourceFormatError
-    from kg.obo import sha256_file, shipped_file
-
     release, terms = parse_obo(obo)
     hpoa_path = Path(hpoa) if hpoa else shipped_file("phenotype.hpoa")
     header, annotations = parse_hpoa(hpoa_path)

@@ -177,3 +177,20 @@ EVIDENCE_FOR_PHENOTYPE: Final[LiteralString] = """
 MATCH (e:Evidence)-[s:SHOWS]->(p:Phenotype {id: $id})
 RETURN e {.*} AS evidence, s.matched AS matched ORDER BY e.id SKIP $skip LIMIT $limit
 """
+
+# ---- in-memory snapshot for hot read paths (one collected row per query) -------------------------
+SNAPSHOT_PHENOTYPES: Final[LiteralString] = """
+MATCH (p:Phenotype)
+RETURN collect([p.id, p.name, p.definition, p.synonyms, p.synonym_scopes, p.xrefs, p.comment, p.obsolete,
+                p.alt_ids, p.replaced_by, p.consider, p.ic, p.depth, p.annotation_count]) AS rows
+"""
+SNAPSHOT_IS_A: Final[LiteralString] = "MATCH (a:Phenotype)-[:IS_A]->(b:Phenotype) RETURN collect([a.id, b.id]) AS rows"
+SNAPSHOT_DISEASES: Final[LiteralString] = "MATCH (d:Disease) RETURN collect([d.id, d.name, d.source]) AS rows"
+SNAPSHOT_TYPICAL: Final[LiteralString] = """
+MATCH (d:Disease)-[e:HAS_PHENOTYPE]->(p:Phenotype)
+RETURN collect([d.id, p.id, e.frequency, e.aspect]) AS rows
+"""
+SNAPSHOT_EXCLUDED: Final[LiteralString] = """
+MATCH (d:Disease)-[e:EXCLUDES]->(p:Phenotype) RETURN collect([d.id, p.id]) AS rows
+"""
+BUILD_STAMP: Final[LiteralString] = "MATCH (m:GraphMeta {key: 'build'}) RETURN m.stamp AS stamp"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,16 +26,23 @@ def graph_settings(tmp_path_factory: pytest.TempPathFactory) -> GraphSettings:
     return GraphSettings(**env)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
-def graph(graph_settings: GraphSettings) -> Iterator[Graph]:
-    """One real graph server for the whole session (embedded ArcadeDB unless NEO4J_URI is set)."""
-    g = connect(graph_settings)
+@contextmanager
+def running_graph(settings: GraphSettings) -> Iterator[Graph]:
+    """A connected graph; an embedded server it had to start is stopped afterwards."""
+    g = connect(settings)
     try:
         yield g
     finally:
         g.close()
         if g.server is not None:
             g.server.stop()
+
+
+@pytest.fixture(scope="session")
+def graph(graph_settings: GraphSettings) -> Iterator[Graph]:
+    """One real graph server for the whole session (embedded ArcadeDB unless NEO4J_URI is set)."""
+    with running_graph(graph_settings) as g:
+        yield g
 
 
 def clear_graph(graph: Graph) -> None:

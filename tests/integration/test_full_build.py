@@ -9,10 +9,11 @@ import pytest
 
 from kg.build import build
 from kg.config import GraphSettings
-from kg.graph import Graph, connect
+from kg.graph import Graph
 from kg.hpoa import parse_hpoa
 from kg.obo import parse_obo
 from kg.xray_pack import load_pack
+from tests.conftest import running_graph
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -20,13 +21,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def full_graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Graph]:
     home: Path = tmp_path_factory.mktemp("full-build")
-    graph = connect(GraphSettings(PHENOKG_HOME=str(home)))  # type: ignore[call-arg]
-    try:
+    with running_graph(GraphSettings(PHENOKG_HOME=str(home))) as graph:  # type: ignore[call-arg]
         yield graph
-    finally:
-        graph.close()
-        if graph.server is not None:
-            graph.server.stop()
 
 
 def test_full_build_counts_match_sources(full_graph: Graph) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -266,16 +265,14 @@ def test_unicode_text_keeps_offsets(linker: Linker) -> None:
         assert text[m.start : m.end] == m.text
 
 
+@pytest.mark.timeout(60)  # a hang guard, not a performance bar (that is benchmarks/linker_eval.py)
 def test_very_long_text(linker: Linker) -> None:
     chunk = "Mild scoliosis. No pneumothorax. Emphysema with hiatal hernia. "
     text = chunk * 3000  # ~190k characters
-    t0 = time.perf_counter()
     ms = linker.annotate(text)
-    elapsed = time.perf_counter() - t0
     assert len(ms) == 4 * 3000
     assert sum(m.negated for m in ms) == 3000
     assert ms[-1].end <= len(text) and text[ms[-1].start : ms[-1].end] == "hiatal hernia"
-    assert elapsed < 10
 
 
 def test_normalise_token() -> None:
@@ -310,11 +307,8 @@ def test_full_hpo_lexicon() -> None:
     onto = pronto.Ontology(str(path), encoding="utf-8")
     terms = [TermLabels(t.id, t.name, tuple(s.description for s in t.synonyms))
              for t in onto["HP:0000118"].subclasses() if not t.obsolete and t.name]
-    t0 = time.perf_counter()
     lk = Linker(terms)
-    build = time.perf_counter() - t0
     assert lk.size > 35_000
-    assert build < 10  # ~1 s on a free core; generous for shared CI machines
     ms = lk.annotate("No pleural effusions or pneumothorax. Cardiomegaly. "
                      "Possible right lower lobe pneumonia.")
     got = {(m.id, m.negated, m.uncertain) for m in ms}

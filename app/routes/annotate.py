@@ -1,0 +1,57 @@
+"""Free text → phenotype mentions (spans, ids, negation, uncertainty), in batches, with the dictionary linker.
+
+The linker is built once per graph build from the snapshot (live terms under HP:0000118: names and
+synonyms; ~1 s for the full HPO, on the first request after a build) and shared by every request.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header
+
+from app.deps import CacheDep
+from app.problems import ProblemError
+from app.schemas_terms import (
+    MAX_DOCUMENT_CHARS,
+    MAX_DOCUMENTS,
+    AnnotatedDocument,
+    AnnotateRequest,
+    AnnotateResponse,
+    MentionOut,
+    Problem,
+)
+from kg.annotate import LINKER_KEY, linker_from_snapshot
+
+router = APIRouter(tags=["annotate"])
+
+#: Largest request body accepted (100 documents of 100,000 characters, with room for JSON escapes).
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+def _body_size(content_length: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
+    if content_length is not None and content_length.isdigit() and int(content_length) > MAX_BODY_BYTES:
+        raise ProblemError(413, "Content Too Large",
+                           f"the request body is {int(content_length):,} bytes; at most {MAX_BODY_BYTES:,} are "
+                           f"accepted ({MAX_DOCUMENTS} documents of {MAX_DOCUMENT_CHARS:,} characters)")
+
+
+@router.post("/annotate", response_model=AnnotateResponse, dependencies=[Depends(_body_size)],
+             summary="Find phenotype mentions in free text (batch)",
+             description=f"Up to {MAX_DOCUMENTS} documents of up to {MAX_DOCUMENT_CHARS:,} characters each "
+                         "(more → 422; a body over 32 MiB → 413). Each mention gives its span "
+                         "(`text == document.text[start:end]`, offsets in Unicode code points), the HPO id and "
+                         "name, the lexicon string that matched, and whether it is negated (\"no pleural "
+                         "effusion\") or uncertain (\"possible cardiomegaly\"). Empty texts give no mentions.",
+             responses={413: {"model": Problem, "description": "Request body too large"}})
+def annotate(request: AnnotateRequest, cache: CacheDep) -> AnnotateResponse:
+    linker = cache.derived(LINKER_KEY, linker_from_snapshot)
+    out = []
+    for position, document in enumerate(request.documents):
+        mentions = linker.annotate(document.text) if document.text else []
+        out.append(AnnotatedDocument(
+            id=document.id if document.id is not None else str(position),
+            mentions=[MentionOut(start=m.start, end=m.end, text=m.text, id=m.id, name=m.name, matched=m.matched,
+                                 field=m.field, negated=m.negated, uncertain=m.uncertain)  # type: ignore[arg-type]
+                      for m in mentions]))
+    return AnnotateResponse(documents=out)

@@ -1,0 +1,7 @@
+"""Routes: ranking (being written; see issue 4)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["ranking"])

@@ -1,0 +1,7 @@
+"""Routes: similarity (being written; see issue 4)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["similarity"])
