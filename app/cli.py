@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -95,6 +96,11 @@ def serve(
             typer.echo("the graph is empty: building it from the HPO release (one-time, about a minute)", err=True)
             report = build(graph)
             typer.echo(f"built HPO {report.release}: {json.dumps(report.counts)}", err=True)
+        from app.commands.normalize import ensure_embeddings
+
+        emb = ensure_embeddings(graph)  # only missing or stale terms; a quick no-op when up to date
+        if not emb.up_to_date:
+            typer.echo(f"embedded {emb.embedded_strings} phenotype names/synonyms ({emb.encoder})", err=True)
         uvicorn.run(create_app(), host=host, port=port, log_level="info")
     finally:
         graph.close()
@@ -247,8 +253,9 @@ def evidence_import(
 def _register_feature_commands() -> None:
     from app.commands import normalize as normalize_command
     from app.commands import rank as rank_command
+    from app.commands import training as training_command
 
-    for module in (normalize_command, rank_command):
+    for module in (normalize_command, rank_command, training_command):
         module.register(app)
 
 
@@ -256,6 +263,8 @@ _register_feature_commands()
 
 
 def main() -> None:
+    # torch's OpenMP threads spin while idle by default, which starves the graph server on small machines.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,9 +14,27 @@ from app import problems
 from app.config import AppSettings
 from app.routes import annotate, diseases, health, hierarchy, normalize, ranking, search, similarity, terms
 from kg import __version__
+from kg.annotate import LINKER_KEY, linker_from_snapshot
 from kg.graph import connect
 from kg.migrations import migrate
 from kg.snapshot import SnapshotCache
+
+log = logging.getLogger(__name__)
+
+
+def _warm_indexes(app: FastAPI) -> None:
+    """Build the per-snapshot indexes in the background so first requests do not pay for them."""
+    cache: SnapshotCache = app.state.cache
+    steps = (
+        lambda: cache.derived(LINKER_KEY, linker_from_snapshot),
+        lambda: ranking.ranking_index(cache),
+        lambda: search.warm(app),
+    )
+    for step in steps:
+        try:
+            step()
+        except Exception:  # warming is an optimisation; the request path reports real errors
+            log.exception("warming an index failed")
 
 
 def create_app(settings: AppSettings | None = None) -> FastAPI:
@@ -29,6 +49,7 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
         app.state.cache = SnapshotCache(graph)
         if settings.warm_snapshot:
             app.state.cache.get()  # load the in-memory view now, not on the first request
+            threading.Thread(target=_warm_indexes, args=(app,), daemon=True, name="phenokg-warm").start()
         try:
             yield
         finally:

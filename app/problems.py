@@ -75,7 +75,7 @@ def install(app: FastAPI) -> None:
 def _document_problems(app: FastAPI) -> None:
     """Make the OpenAPI document say what the handlers above send: every 422 is a ``ValidationProblem`` and
     every error response whose model is a problem schema is ``application/problem+json``."""
-    from app.schemas_terms import ValidationProblem
+    from app.schemas_terms import Problem, ValidationProblem
 
     original = app.openapi
 
@@ -84,13 +84,18 @@ def _document_problems(app: FastAPI) -> None:
             return app.openapi_schema
         schema = original()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        validation = ValidationProblem.model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, definition in validation.pop("$defs", {}).items():
-            components.setdefault(name, definition)
-        components.setdefault("ValidationProblem", validation)
+        for model in (Problem, ValidationProblem):
+            definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in definition.pop("$defs", {}).items():
+                components.setdefault(name, sub)
+            components.setdefault(model.__name__, definition)
         ref = {"$ref": "#/components/schemas/ValidationProblem"}
+        unparsable = {"description": "The body is not parseable (not JSON, not UTF-8)",
+                      "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
+                if "requestBody" in operation:  # FastAPI answers 400 when it cannot parse a body
+                    operation.setdefault("responses", {}).setdefault("400", unparsable)
                 for status, response in (operation.get("responses") or {}).items():
                     content = response.get("content") or {}
                     if status == "422" and "HTTPValidationError" in str(content):

@@ -11,6 +11,7 @@ MAX_PAGE = 1000
 MAX_OFFSET = 1_000_000
 MAX_DOCUMENTS = 100
 MAX_DOCUMENT_CHARS = 100_000
+MAX_TOTAL_CHARS = 1_000_000  # per request: bounds one request to a few seconds of linker time
 MAX_DOCUMENT_ID = 256
 
 HPO_ID_PATTERN = r"^[Hh][Pp][:_][0-9]{7}$"

@@ -37,6 +37,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -48,6 +49,8 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -154,8 +157,8 @@ def in_process(home: Path, texts: list[str], repeats: int) -> dict[str, Any]:
         negated = sum(m.negated for r in results for m in r)
         a = time.perf_counter()
         for i, text in enumerate(texts):
-            json.dumps({"file": f"report_{i:04d}.txt", "mentions": [m.to_dict() for m in linker.annotate(text)]},
-                       ensure_ascii=False)
+            mentions_json = [m.to_dict() for m in linker.annotate(text)]
+            json.dumps({"file": f"report_{i:04d}.txt", "mentions": mentions_json}, ensure_ascii=False)
         json_runs.append(time.perf_counter() - a)
     return {
         "server_start_s": round(t1 - t0, 3) if not running else None,
@@ -185,11 +188,34 @@ class CliRun:
     mentions: int
     reports_per_s_after_first: float
     returncode: int
+    cpu_s: float = float("nan")  # the CLI (and a JVM it started and reaped) plus a running server's JVM
+    others_cores_avg: float = float("nan")  # CPU other processes used meanwhile, in cores
 
 
-def run_cli(cmd: list[str], env: dict[str, str], mode: str) -> CliRun:
+def _busy_cpu() -> float:
+    c = psutil.cpu_times()
+    return c.user + c.nice + c.system + getattr(c, "irq", 0.0) + getattr(c, "softirq", 0.0)
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _proc_cpu(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        c = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return c.user + c.system
+
+
+def run_cli(cmd: list[str], env: dict[str, str], mode: str, server_pid: int | None = None) -> CliRun:
     """Spawn the CLI; timestamp every chunk of stdout as it arrives."""
     with tempfile.TemporaryFile() as err:
+        busy0, kids0, server0 = _busy_cpu(), _children_cpu(), _proc_cpu(server_pid)
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env)
         assert proc.stdout is not None
@@ -204,6 +230,8 @@ def run_cli(cmd: list[str], env: dict[str, str], mode: str) -> CliRun:
             data += block
         proc.wait()
         t_end = time.perf_counter()
+        ours = _children_cpu() - kids0 + _proc_cpu(server_pid) - server0
+        others = max(0.0, _busy_cpu() - busy0 - ours)
         err.seek(0)
         stderr = err.read().decode(errors="replace")
     if proc.returncode != 0:
@@ -216,7 +244,8 @@ def run_cli(cmd: list[str], env: dict[str, str], mode: str) -> CliRun:
     return CliRun(mode=mode, wall_s=t_end - t0, first_line_s=first_t - t0, last_line_s=last_t - t0,
                   lines_in_first_chunk=n0, lines=len(records),
                   mentions=sum(len(r["mentions"]) for r in records), reports_per_s_after_first=rate,
-                  returncode=proc.returncode)
+                  returncode=proc.returncode, cpu_s=round(ours, 2),
+                  others_cores_avg=round(others / (t_end - t0), 2))
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
@@ -234,11 +263,13 @@ def render(res: dict[str, Any]) -> str:
     m, ip = res["machine"], res["in_process"]
     n = res["reports"]
     out = ["## phenokg annotate benchmark\n",
-           f"Machine: {m['cpu']}, {m['nproc']} cores; Python {m['python']}; arcadedb-embedded {m['arcadedb']}.  "
+           f"Machine: {m['cpu']}, {m['nproc']} cores; Python {m['python']}; "
+           f"arcadedb-embedded {m['arcadedb']}.  "
            f"Reports: {n:,} files ({res['source']}), {res['chars_per_report']:.0f} characters on average.  "
            f"Lexicon: {ip['terms']:,} terms, {ip['surface_forms']:,} surface forms.  "
            f"Load average before: {res['load_before']}, after: {res['load_after']}.\n",
-           f"`phenokg annotate DIR/*.txt` ({n:,} paths, stdout a pipe), median of {res['repeats']} runs each:\n",
+           f"`phenokg annotate DIR/*.txt` ({n:,} paths, stdout a pipe), "
+           f"median of {res['repeats']} runs each:\n",
            "| measure | cold (CLI starts + stops the JVM) | warm (server already running) |",
            "|---|---:|---:|"]
     cold: list[CliRun] = [CliRun(**r) for r in res["cli"].get("cold", [])]
@@ -248,7 +279,8 @@ def render(res: dict[str, Any]) -> str:
         return format(_median(runs, key), fmt) if runs else "–"
 
     out += [
-        f"| **total wall time (s)** | **{cell(cold, 'wall_s', '.2f')}** | **{cell(warm, 'wall_s', '.2f')}** |",
+        f"| **total wall time (s)** | **{cell(cold, 'wall_s', '.2f')}** | "
+        f"**{cell(warm, 'wall_s', '.2f')}** |",
         f"| time to first output line (s) | {cell(cold, 'first_line_s', '.2f')} | "
         f"{cell(warm, 'first_line_s', '.2f')} |",
         f"| reports/s after the first output | {cell(cold, 'reports_per_s_after_first', ',.0f')} | "
@@ -256,11 +288,19 @@ def render(res: dict[str, Any]) -> str:
         "| last line → exit (s) | "
         + " | ".join(f"{statistics.median(r.wall_s - r.last_line_s for r in runs):.2f}" if runs else "–"
                      for runs in (cold, warm)) + " |",
+        "| CPU used by the CLI + JVM (s) | "
+        + " | ".join(f"{statistics.median(r.cpu_s for r in runs):.1f}" if runs else "–"
+                     for runs in (cold, warm)) + " |",
+        "| other processes' CPU meanwhile (cores busy, avg) | "
+        + " | ".join(f"{statistics.median(r.others_cores_avg for r in runs):.2f}" if runs else "–"
+                     for runs in (cold, warm)) + " |",
         "| output lines / mentions (first run) | "
-        + " | ".join(f"{runs[0].lines:,} / {runs[0].mentions:,}" if runs else "–" for runs in (cold, warm)) + " |",
+        + " | ".join(f"{runs[0].lines:,} / {runs[0].mentions:,}" if runs else "–"
+                     for runs in (cold, warm)) + " |",
     ]
-    out += ["", "Per run (wall / first line, s): "
-            + "; ".join(f"{r.mode} {r.wall_s:.2f} / {r.first_line_s:.2f}" for r in cold + warm) + "."]
+    out += ["", "Per run (wall s / first line s / others' cores): "
+            + "; ".join(f"{r.mode} {r.wall_s:.2f} / {r.first_line_s:.2f} / {r.others_cores_avg:.2f}"
+                        for r in cold + warm) + "."]
     parts = res.get("startup_parts", {})
     out += ["", "Comparison, in-process (same texts, same lexicon):", "",
             "| measure | value |", "|---|---:|"]
@@ -277,7 +317,8 @@ def render(res: dict[str, Any]) -> str:
     if ip.get("server_stop_s") is not None:
         out.append(f"| server stop | {ip['server_stop_s']:.2f} s |")
     out += [
-        f"| **`Linker.annotate` × {n:,}** | **{ip['annotate_s']:.3f} s = {n / ip['annotate_s']:,.0f} reports/s** |",
+        f"| **`Linker.annotate` × {n:,}** | "
+        f"**{ip['annotate_s']:.3f} s = {n / ip['annotate_s']:,.0f} reports/s** |",
         f"| annotate + `to_dict` + `json.dumps` × {n:,} | {ip['annotate_json_s']:.3f} s = "
         f"{n / ip['annotate_json_s']:,.0f} reports/s |",
         f"| mentions (negated) | {ip['mentions']:,} ({ip['negated']:,}) |",
@@ -306,11 +347,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
                                  epilog="See the module docstring for what is measured.")
     ap.add_argument("--home", type=Path, default=None,
-                    help="an existing PHENOKG_HOME with the graph built (default: build one on a temporary home)")
+                    help="an existing PHENOKG_HOME with the graph built "
+                         "(default: build one on a temporary home)")
     ap.add_argument("--reports-dir", type=Path, default=None,
                     help="existing directory of *.txt reports (default: write them with linker_eval.py)")
     ap.add_argument("--reports", type=int, default=1000, help="number of reports to write (default: 1000)")
-    ap.add_argument("--iu", type=Path, default=DEFAULT_IU, help="IU indiana_reports.csv (default: %(default)s)")
+    ap.add_argument("--iu", type=Path, default=DEFAULT_IU,
+                    help="IU indiana_reports.csv (default: %(default)s)")
     ap.add_argument("--negex", type=Path, default=DEFAULT_NEGEX,
                     help="NegEx Annotations-1-120.txt (default: %(default)s)")
     ap.add_argument("--gsc", type=Path, default=DEFAULT_GSC, help="GSC+ gold TSV, the fallback text")
@@ -374,10 +417,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not already:
                 res["startup_parts"]["db_start_s"] = timed([str(phenokg), "db", "start"], env)
                 started_warm = True
+            state = EmbeddedServer(_settings(home)).status()
             runs = []
             for i in range(args.repeats):
                 say(f"warm run {i + 1}/{args.repeats}")
-                runs.append(run_cli(cmd, env, "warm"))
+                runs.append(run_cli(cmd, env, "warm", state.pid if state else None))
             res["cli"]["warm"] = [asdict(r) for r in runs]
     finally:
         if home is not None and (started_warm or home in temp_dirs):

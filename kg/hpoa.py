@@ -40,7 +40,7 @@ _PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
 _DISEASE_ID = re.compile(r"^(OMIM|ORPHA|DECIPHER):\S+$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AnnotationRow:
     line: int
     disease_id: str
@@ -181,7 +181,7 @@ def parse_hpoa(path: Path | None = None) -> tuple[HpoaHeader, list[AnnotationRow
     return read_header(path), rows
 
 
-@dataclass
+@dataclass(slots=True)
 class FoldedEdge:
     """One ``HAS_PHENOTYPE`` or ``EXCLUDES`` edge built from one or more source rows."""
 

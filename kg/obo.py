@@ -22,7 +22,7 @@ ROOT_ID = "HP:0000001"
 PHENOTYPIC_ABNORMALITY = "HP:0000118"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TermRow:
     id: str
     name: str

@@ -194,3 +194,83 @@ SNAPSHOT_EXCLUDED: Final[LiteralString] = """
 MATCH (d:Disease)-[e:EXCLUDES]->(p:Phenotype) RETURN collect([d.id, p.id]) AS rows
 """
 BUILD_STAMP: Final[LiteralString] = "MATCH (m:GraphMeta {key: 'build'}) RETURN m.stamp AS stamp"
+
+# =================================================================================================
+# ---- training views and model registry (issue 5: kg/training_views.py, kg/registry.py) ----------
+# =================================================================================================
+# Training views read whole kinds at once: one collected row per query, joined in Python.
+TRAINING_PHENOTYPES: Final[LiteralString] = """
+MATCH (p:Phenotype) WHERE p.obsolete = false
+RETURN collect([p.id, p.name, p.definition, p.synonyms, p.branches]) AS rows
+"""
+TRAINING_IS_A: Final[LiteralString] = """
+MATCH (a:Phenotype)-[:IS_A]->(b:Phenotype)
+WHERE a.obsolete = false AND b.obsolete = false
+RETURN collect([a.id, b.id]) AS rows
+"""
+# Every id the graph knows, to map old ids (alternative, obsolete-with-replacement) to current ones.
+TRAINING_ID_REDIRECTS: Final[LiteralString] = """
+MATCH (p:Phenotype)
+RETURN collect([p.id, p.obsolete, p.alt_ids, p.replaced_by]) AS rows
+"""
+# $source / $ids: null for all diseases.
+TRAINING_DISEASES: Final[LiteralString] = """
+MATCH (d:Disease)
+WHERE ($source IS NULL OR d.source = $source) AND ($ids IS NULL OR d.id IN $ids)
+RETURN collect([d.id, d.name, d.source]) AS rows
+"""
+TRAINING_TYPICAL: Final[LiteralString] = """
+MATCH (d:Disease)-[e:HAS_PHENOTYPE]->(p:Phenotype)
+WHERE ($source IS NULL OR d.source = $source) AND ($ids IS NULL OR d.id IN $ids)
+RETURN collect([d.id, p.id, p.name, e.aspect, e.frequency]) AS rows
+"""
+TRAINING_EXCLUDED: Final[LiteralString] = """
+MATCH (d:Disease)-[e:EXCLUDES]->(p:Phenotype)
+WHERE ($source IS NULL OR d.source = $source) AND ($ids IS NULL OR d.id IN $ids)
+RETURN collect([d.id, p.id, p.name, e.aspect, e.frequency]) AS rows
+"""
+TRAINING_EVIDENCE: Final[LiteralString] = """
+MATCH (e:Evidence)
+RETURN collect([e.id, e.sha256, e.image_uri, e.caption, e.source, e.license]) AS rows
+"""
+TRAINING_EVIDENCE_SHOWS: Final[LiteralString] = """
+MATCH (e:Evidence)-[s:SHOWS]->(p:Phenotype)
+RETURN collect([e.id, p.id, s.uncertain]) AS rows
+"""
+TRAINING_EVIDENCE_RULES_OUT: Final[LiteralString] = """
+MATCH (e:Evidence)-[s:RULES_OUT]->(p:Phenotype)
+RETURN collect([e.id, p.id, s.uncertain]) AS rows
+"""
+
+# Model registry: (:ModelVersion {id, kind, path, created_at, config, metrics, data_hash, seed, code_version,
+# active, activated_at}); config and metrics are JSON strings. At most one active per kind.
+MODEL_VERSION_EXISTS: Final[LiteralString] = "MATCH (m:ModelVersion {id: $id}) RETURN count(m) AS n"
+MODEL_VERSION_CREATE: Final[LiteralString] = """
+CREATE (m:ModelVersion {id: $id, kind: $kind, path: $path, created_at: $created_at, config: $config,
+                        metrics: $metrics, data_hash: $data_hash, seed: $seed, code_version: $code_version,
+                        active: false})
+RETURN m {.*} AS model
+"""
+MODEL_VERSION_GET: Final[LiteralString] = "MATCH (m:ModelVersion {id: $id}) RETURN m {.*} AS model"
+MODEL_VERSION_LIST: Final[LiteralString] = """
+MATCH (m:ModelVersion) WHERE $kind IS NULL OR m.kind = $kind
+RETURN collect(m {.*}) AS models
+"""
+MODEL_VERSION_ACTIVE: Final[LiteralString] = """
+MATCH (m:ModelVersion {kind: $kind}) WHERE m.active = true
+RETURN collect(m {.*}) AS models
+"""
+# One statement writes every version of the kind (active = whether it is $id), so concurrent activations
+# conflict on the same nodes and serialise (row locks on Neo4j, MVCC conflict + retry on ArcadeDB) instead
+# of each deactivating "the others" it saw and leaving two active (write skew).
+MODEL_VERSION_ACTIVATE: Final[LiteralString] = """
+MATCH (m:ModelVersion {kind: $kind})
+SET m.active = (m.id = $id),
+    m.activated_at = CASE WHEN m.id = $id THEN $now ELSE m.activated_at END
+RETURN collect(m {.*}) AS models
+"""
+MODEL_VERSION_UPDATE_METRICS: Final[LiteralString] = """
+MATCH (m:ModelVersion {id: $id})
+SET m.metrics = $metrics
+RETURN m {.*} AS model
+"""

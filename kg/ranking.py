@@ -16,25 +16,38 @@ Score (a sum of log-likelihood-ratio-style terms; higher is better)::
              + Σ_{q ∈ absent}  [ β · [q ≤ x for some x ∈ E(d)]                 (absent, consistent)
                                  + ln(1 − ρ · p_d(q)) ]                          (absent, conflicting)
 
-    match(q, d) = max(0, max_{a ∈ anc(q), M_d(a) > 0} IC(a) + λ · ln(M_d(a) / F_d))
-    M_d(a)      = Σ_{t ∈ T(d), t ≤ a} f_t          F_d = M_d(root) = Σ_{t ∈ T(d)} f_t
+    match(q, d) = max(0, max_{a ∈ anc(q), M_d(a) > 0} IC(a) + λ · min(0, ln(k · M_d(a) / F_d)))
+    M_d(a)      = Σ_{t ∈ T(d), t ≤ a} f_t          F_d = Σ_{t ∈ T(d)} f_t          k = |present|
     p_d(q)      = 1 − Π_{t ∈ T(d), t ≤ q} (1 − f_t)
 
-* ``match`` generalises Resnik's IC of the most informative common ancestor: a patient with ``d`` shows a
-  phenotype under ``a`` with probability ``M_d(a)/F_d`` (the share of d's frequency-weighted phenotype mass in
-  a's subtree), against a population rate ``e^{−IC(a)}``; the observed term is explained at the most
-  informative level ``a`` where the disease has mass. ``a = q`` covers an exact match and a *vaguer* observed
-  term (q is an ancestor of a typical term); ``a`` a proper ancestor covers an observed term *more specific*
-  than a typical one, or one only related through their common ancestor. Dividing by ``F_d`` (``λ = 1``) is
-  what keeps diseases with huge annotation sets from collecting matches by sheer size; frequencies make a
-  match to an obligate phenotype worth more than one to a very rare phenotype.
+    λ = 0.5, κ = ln 100, β = ln 5, ρ = 0.9, f_t = 0.5 when no frequency is stated
+
+* ``match`` generalises Resnik's IC of the most informative common ancestor (MICA). The observed term is
+  explained at the most informative level ``a`` of its ancestors where the disease has typical phenotypes:
+  ``a = q`` is an exact match or a *vaguer* observed term (q is an ancestor of a typical term); a proper
+  ancestor ``a`` is an observed term *more specific* than a typical one, or one related only through their
+  common ancestor. ``IC(a)`` is the log of how rare ``a`` is among diseases (the population rate); the second
+  part is the log of how likely a ``k``-term report of a patient with ``d`` is to contain a phenotype under
+  ``a``: ``M_d(a)/F_d`` is the share of d's frequency-weighted phenotype mass in a's subtree, times ``k``
+  draws, capped at 1. This is what keeps diseases with huge annotation sets from collecting matches by sheer
+  size (Resnik alone favours them), and makes a match to an obligate phenotype worth more than one to a very
+  rare phenotype. ``λ`` tempers that likelihood: ``λ = 0`` is the plain one-sided Resnik score (Phenomizer's
+  sim(Q→D)), ``λ = 1`` the full sampling model, which over-penalises common phenotypes of large diseases;
+  ``λ = ½`` (a geometric mean of the two) ranked best on simulated patients (0.3–0.5 within noise; see
+  ``benchmarks/ranking_bench.py``). The floor at 0 makes an unexplained term neutral (the root explains any
+  term at the population rate); levels with ``IC < 0.01`` (the root, *Phenotypic abnormality*) are skipped.
 * A present phenotype at or below an **excluded** term contradicts the disease: it scores ``−κ`` instead of its
   match (``κ = ln 100``: the disease's experts say its patients do not show it). A present term *above* an
-  excluded one (vaguer) does not contradict: the patient may have it through another branch.
+  excluded one (vaguer) does not contradict: the patient may have it through another branch. When the
+  disease's own typical set holds the observed term or a descendant of it (HPOA has a few diseases that exclude
+  a broad term, e.g. *Abnormality of the skin* at 0/n, and list a skin phenotype below it), the specific
+  positive annotation wins and nothing is contradicted; the same holds for absent phenotypes.
 * An **absent** phenotype ``q`` counts *against* ``d`` when d's typical phenotypes at or below ``q`` make it
   likely (``p_d(q)``, reliability ``ρ = 0.9`` so one absent obligate phenotype costs ``ln 0.1`` at most per
   absent term, as annotations and examinations are imperfect), and *for* ``d`` (``+β``) when ``d`` excludes
-  ``q`` or an ancestor of ``q``: a pertinent negative that matches the disease's own differential diagnosis.
+  ``q`` or an ancestor of ``q``: a pertinent negative that matches the disease's own differential diagnosis
+  (clinicians record absences that discriminate, so such an absence is about five times likelier under a
+  disease that lists it as excluded than under one that is silent about it).
   An absent term that is *more specific* than a typical one (the patient lacks one particular subtype) is
   not counted.
 
@@ -48,7 +61,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -60,7 +73,13 @@ if TYPE_CHECKING:
     from kg.snapshot import GraphSnapshot
 
 DEFAULT_ASPECTS = frozenset({"P"})
+MatchHow = Literal["exact", "ancestor", "descendant", "related"]
+ContradictionHow = Literal["exact", "descendant"]
+AbsentHow = Literal["exact", "descendant", "ancestor"]
 MAX_LIMIT = 1000
+# Levels less informative than this (the root and "Phenotypic abnormality", IC ≈ 0) explain nothing: their
+# match value is at most their IC, so they are skipped (a match must be worth at least this much).
+MIN_LEVEL_IC = 0.01
 
 
 @dataclass(frozen=True)
@@ -70,9 +89,9 @@ class RankingParams:
     aspects: frozenset[str] = DEFAULT_ASPECTS
     default_frequency: float = 0.5     # f_t for annotations with no stated frequency
     min_frequency: float = 0.01        # f_t floor (a "very rare" 1–4% annotation is 0.025)
-    size_exponent: float = 1.0         # λ
+    size_exponent: float = 0.5         # λ
     contradiction: float = math.log(100.0)  # κ
-    absent_bonus: float = math.log(3.0)      # β
+    absent_bonus: float = math.log(5.0)      # β
     absent_reliability: float = 0.9    # ρ
 
 
@@ -83,12 +102,13 @@ class MatchedTerm:
 
     ``how``, from the observed term's side: ``exact``; ``ancestor`` (the observed term is more general than the
     typical one); ``descendant`` (more specific than the typical one); ``related`` (they share only the
-    common ancestor ``mica``).
+    common ancestor ``mica``). ``mica`` / ``ic`` describe the pair; ``contribution`` is the score's match value
+    for the observed term (taken at the most telling level of its ancestors, see the module docstring).
     """
 
     observed: str
     typical: str
-    how: str
+    how: MatchHow
     mica: str
     ic: float            # IC of the MICA (the Resnik similarity)
     frequency: float | None
@@ -101,7 +121,7 @@ class ContradictedTerm:
 
     observed: str
     excluded: str
-    how: str             # exact | descendant (the observed term is below the excluded one)
+    how: ContradictionHow  # the observed term is the excluded one, or below it
     contribution: float
 
 
@@ -111,7 +131,7 @@ class AbsentTerm:
 
     absent: str
     disease_term: str    # the excluded term (consistent) or the most frequent typical term at/below it
-    how: str             # exact | descendant | ancestor (the absent term relative to disease_term)
+    how: AbsentHow       # the absent term relative to disease_term
     frequency: float | None
     contribution: float
 
@@ -302,18 +322,24 @@ class RankingIndex:
     def match_values(self, q: int, log_k: float) -> np.ndarray:
         """``match(q, d)`` for every disease: the best level over the ancestors of ``q`` (floored at 0)."""
         out = np.zeros(len(self.disease_ids))
+        ic = self.sem.ic
         for a in self.sem.ancestor_indices(q):
+            if ic[a] < MIN_LEVEL_IC:  # the root, "Phenotypic abnormality": their value can't exceed ~0
+                continue
             rows, values = self._match_column(int(a), log_k)
             if len(rows):
                 out[rows] = np.maximum(out[rows], values)
         return out
 
-    def _excluded_at_or_above(self, q: int) -> np.ndarray:
-        """Mask of diseases that exclude ``q`` or one of its ancestors."""
+    def excluded_at_or_above(self, q: int) -> np.ndarray:
+        """Mask of diseases whose excluded set holds ``q`` or an ancestor of ``q`` — unless the disease's own
+        typical set holds ``q`` or a descendant of it (the more specific positive annotation wins)."""
         out = np.zeros(len(self.disease_ids), dtype=np.bool_)
         ex = self.excluded_csc
         for a in self.sem.ancestor_indices(q):
             out[ex.indices[ex.indptr[a]:ex.indptr[a + 1]]] = True
+        if out.any():
+            out[self.share.indices[self.share.indptr[q]:self.share.indptr[q + 1]]] = False
         return out
 
     def score_vectors(self, present: np.ndarray, absent: np.ndarray | None = None, *,
@@ -332,7 +358,7 @@ class RankingIndex:
         for q in present.tolist():
             value = self.match_values(q, log_k)
             if check_excluded:
-                hit = self._excluded_at_or_above(q)
+                hit = self.excluded_at_or_above(q)
                 if hit.any():
                     value[hit] = 0.0
                     contradiction[hit] -= p.contradiction
@@ -344,7 +370,7 @@ class RankingIndex:
                 log_miss[lm.indices[lm.indptr[q]:lm.indptr[q + 1]]] = lm.data[lm.indptr[q]:lm.indptr[q + 1]]
                 conflicting += np.log1p(p.absent_reliability * np.expm1(log_miss))
                 if self.has_excluded:
-                    consistent[self._excluded_at_or_above(q)] += p.absent_bonus
+                    consistent[self.excluded_at_or_above(q)] += p.absent_bonus
         return ScoreVectors(match, contradiction, consistent, conflicting)
 
     # ---- ranking --------------------------------------------------------------------------------
@@ -366,37 +392,84 @@ class RankingIndex:
         total = vectors.total
         candidates = np.flatnonzero(self.source_mask(sources))
         order = candidates[np.lexsort((candidates, -total[candidates]))][:limit]
-        out: list[RankedDisease] = []
-        for r, row in enumerate(order.tolist(), start=1):
-            explanation = self.explain(row, pres, abs_, vectors, use_exclusions=use_exclusions) if explain else None
-            out.append(RankedDisease(r, self.disease_ids[row], self.names[row], str(self.sources[row]),
-                                     round(float(total[row]), 6), explanation))
-        return out
+        rows = order.tolist()
+        explanations: list[Explanation | None] = (
+            list(self.explain_rows(rows, pres, abs_, vectors, use_exclusions=use_exclusions)) if explain
+            else [None] * len(rows))
+        return [RankedDisease(r, self.disease_ids[row], self.names[row], str(self.sources[row]),
+                              round(float(total[row]), 6), explanation)
+                for r, (row, explanation) in enumerate(zip(rows, explanations, strict=True), start=1)]
 
     # ---- explanation (for the few diseases shown) -------------------------------------------------
     def _row(self, matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
         return matrix.indices[lo:hi], matrix.data[lo:hi]
 
+    def _below_block(self, terms: np.ndarray, cols: list[int]) -> np.ndarray:
+        """Boolean (terms × cols): is ``cols[j]`` an ancestor-or-self of ``terms[i]`` (plain numpy gathers)."""
+        block = np.zeros((len(terms), len(cols)), dtype=np.bool_)
+        if len(terms) == 0 or not cols:
+            return block
+        anc = self.sem.ancestors
+        starts, ends = anc.indptr[terms], anc.indptr[terms + 1]
+        lengths = ends - starts
+        owner = np.repeat(np.arange(len(terms)), lengths)
+        offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        ancestors = anc.indices[np.repeat(starts, lengths) + offsets]
+        position = np.full(len(self.sem.terms), -1, dtype=np.int64)
+        position[np.asarray(cols, dtype=np.int64)] = np.arange(len(cols))
+        hit = position[ancestors]
+        keep = hit >= 0
+        block[owner[keep], hit[keep]] = True
+        return block
+
     def explain(self, row: int, present: np.ndarray, absent: np.ndarray, vectors: ScoreVectors | None = None,
                 *, use_exclusions: bool = True) -> Explanation:
         """Which observed / absent phenotypes count for or against disease ``row``, and how."""
+        return self.explain_rows([row], present, absent, vectors, use_exclusions=use_exclusions)[0]
+
+    def explain_rows(self, rows: Sequence[int], present: np.ndarray, absent: np.ndarray,
+                     vectors: ScoreVectors | None = None, *, use_exclusions: bool = True) -> list[Explanation]:
+        """Explanations for several diseases at once (the query-dependent parts are computed once)."""
         p = self.params
-        terms, ic = self.sem.terms, self.sem.ic
+        ic, depth = self.sem.ic, self.sem.depth
         present_l = [int(x) for x in present]
         absent_l = [int(x) for x in absent]
         log_k = math.log(max(1, len(present_l)))
+        anc_of = {q: [int(a) for a in self.sem.ancestor_indices(q)] for q in present_l + absent_l}
+        cols = sorted({a for ancs in anc_of.values() for a in ancs})
+        cols_arr = np.asarray(cols, dtype=np.int64)
+        pos = {a: i for i, a in enumerate(cols)}
+        # columns ranked by (IC, depth, −index): the MICA order
+        col_rank = np.empty(len(cols), dtype=np.int64)
+        col_rank[np.lexsort((-cols_arr, depth[cols_arr], ic[cols_arr]))] = np.arange(len(cols))
+        # each q's ancestor columns, most preferred level first (argmax then keeps the first of equal values)
+        q_cols = {q: np.array(sorted((pos[a] for a in ancs), key=lambda j: -col_rank[j]), dtype=np.int64)
+                  for q, ancs in anc_of.items()}
+        # match value of every (disease, query-ancestor column): −inf where the disease has no mass there
+        row_arr = np.asarray(rows, dtype=np.int64)
+        shares = (self.share_csr[row_arr][:, cols_arr].toarray() if len(row_arr) and len(cols_arr)
+                  else np.zeros((len(row_arr), len(cols_arr))))
+        with np.errstate(divide="ignore"):
+            values = np.where((shares > 0) & (ic[cols_arr] >= MIN_LEVEL_IC),
+                              ic[cols_arr] + p.size_exponent * np.minimum(0.0, np.log(shares) + log_k), -np.inf)
+        return [self._explain_one(i, int(row), present_l, absent_l, anc_of, cols, pos, col_rank, q_cols,
+                                  shares[i], values[i], vectors, use_exclusions)
+                for i, row in enumerate(row_arr.tolist())]
+
+    def _explain_one(self, i: int, row: int, present_l: list[int], absent_l: list[int],
+                     anc_of: dict[int, list[int]], cols: list[int], pos: dict[int, int], col_rank: np.ndarray,
+                     q_cols: dict[int, np.ndarray], shares: np.ndarray, values: np.ndarray,
+                     vectors: ScoreVectors | None, use_exclusions: bool) -> Explanation:
+        p = self.params
+        terms, ic, depth = self.sem.terms, self.sem.ic, self.sem.depth
+        cols_arr = np.asarray(cols, dtype=np.int64)
         t_idx, t_freq = self._row(self.typical, row)
         stated = dict(zip(*self._row(self.stated, row), strict=True))
         freq = {int(t): float(f) for t, f in zip(t_idx, t_freq, strict=True)}
-        shares = dict(zip(*self._row(self.share_csr, row), strict=True))
         excluded = [int(x) for x in self._row(self.excluded, row)[0]] if use_exclusions else []
-        anc_of = {q: [int(a) for a in self.sem.ancestor_indices(q)] for q in present_l + absent_l}
-        # which typical terms lie at or below each ancestor of the query terms: one dense block per disease
-        cols = sorted({a for ancs in anc_of.values() for a in ancs})
-        pos = {a: i for i, a in enumerate(cols)}
-        below_block = (self.sem.ancestors[t_idx][:, cols].toarray() if len(t_idx) and cols
-                       else np.zeros((len(t_idx), len(cols)), dtype=np.bool_))
+        # which typical terms lie at or below each ancestor of the query terms
+        below_block = self._below_block(t_idx, cols)
 
         def below(a: int) -> list[int]:
             return [int(t) for t in t_idx[below_block[:, pos[a]]]]
@@ -408,44 +481,56 @@ class RankingIndex:
             value = stated.get(t)
             return None if value is None or value < 0 else round(float(value), 4)
 
+        def has_mass(q: int) -> bool:
+            return bool(shares[pos[q]] > 0)
+
         matched: list[MatchedTerm] = []
         contradicted: list[ContradictedTerm] = []
         unmatched: list[str] = []
         for q in present_l:
             ancs = anc_of[q]
-            hits = [x for x in excluded if x in ancs]
+            hits = [x for x in excluded if x in ancs] if not has_mass(q) else []
             if hits:
                 x = max(hits, key=lambda i: (ic[i], -i))
                 contradicted.append(ContradictedTerm(terms[q], terms[x], "exact" if x == q else "descendant",
                                                      -p.contradiction))
                 continue
-            best: tuple[float, float, int] | None = None
-            for a in ancs:
-                share = shares.get(a)
-                if share is None:
-                    continue
-                value = ic[a] + p.size_exponent * min(0.0, math.log(share) + log_k)
-                key = (value, ic[a], -a)
-                if value > 0 and (best is None or key > best):
-                    best = key
-            if best is None:
+            # the best level: highest value, then most informative, then deepest, then lowest index
+            qc = q_cols[q]
+            j = int(np.argmax(values[qc]))
+            value = float(values[qc[j]])
+            if not value > 0:
                 unmatched.append(terms[q])
                 continue
-            value, _, neg_a = best
-            a = -neg_a
-            if a == q and q in freq:
-                t, how = q, "exact"
-            elif a != q and a in freq:
-                t, how = a, "descendant"
+            a = int(cols_arr[qc[j]])
+            # the typical term that realises it: among d's typical terms at or below that level, the one most
+            # similar to q (Resnik, then the deeper MICA), then the most frequent. A typical term's MICA with q
+            # is the best-ranked query-ancestor column it lies below.
+            q_pos = np.asarray([pos[x] for x in ancs], dtype=np.int64)
+            masked = np.where(below_block[:, q_pos], col_rank[q_pos][None, :], -1)
+            mica_all = cols_arr[q_pos[masked.argmax(axis=1)]]
+            rows_below = np.flatnonzero(below_block[:, pos[a]])
+            mica_u = mica_all[rows_below]
+            # lexsort: the last key is primary; the last element is the best
+            order = np.lexsort((-t_idx[rows_below], t_freq[rows_below], depth[mica_u], ic[mica_u]))
+            best_i = int(rows_below[order[-1]])
+            t, m = int(t_idx[best_i]), int(mica_all[best_i])
+            how: MatchHow
+            if t == q:
+                how = "exact"
+            elif m == q:
+                how = "ancestor"      # q is an ancestor of t: the observed term is vaguer
+            elif m == t:
+                how = "descendant"    # q is below t: the observed term is more specific
             else:
-                t, how = pick(below(a)), ("ancestor" if a == q else "related")
-            matched.append(MatchedTerm(terms[q], terms[t], how, terms[a], round(float(ic[a]), 4), freq_out(t),
-                                       round(float(value), 4)))
+                how = "related"
+            matched.append(MatchedTerm(terms[q], terms[t], how, terms[m], round(float(ic[m]), 4), freq_out(t),
+                                       round(value, 4)))
         consistent: list[AbsentTerm] = []
         conflicting: list[AbsentTerm] = []
         if use_exclusions:
             for q in absent_l:
-                hits = [x for x in excluded if x in anc_of[q]]
+                hits = [x for x in excluded if x in anc_of[q]] if not has_mass(q) else []
                 if hits:
                     x = max(hits, key=lambda i: (ic[i], -i))
                     consistent.append(AbsentTerm(terms[q], terms[x], "exact" if x == q else "descendant", None,

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from kg.errors import ValidationError
 from kg.ontology import OntologyView
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class SemSimIndex:
     """Term index, sparse ancestor closure and IC vector of one ontology version."""
 
     def __init__(self, terms: Sequence[str], ancestors: sp.csr_matrix, ic: np.ndarray,
-                 redirects: dict[str, str] | None = None) -> None:
+                 redirects: dict[str, str] | None = None, depth: np.ndarray | None = None) -> None:
         self.terms: list[str] = list(terms)
         self.index: dict[str, int] = {t: i for i, t in enumerate(self.terms)}
         self.ancestors: sp.csr_matrix = ancestors.tocsr()
@@ -75,6 +76,9 @@ class SemSimIndex:
         self.ic: np.ndarray = np.asarray(ic, dtype=np.float64)
         self.redirects: dict[str, str] = dict(redirects or {})
         n = len(self.terms)
+        # depth breaks IC ties between common ancestors (the deeper one is the more specific MICA)
+        self.depth: np.ndarray = (np.zeros(n, dtype=np.int64) if depth is None
+                                  else np.asarray(depth, dtype=np.int64))
         if self.ancestors.shape != (n, n) or self.ic.shape != (n,):
             raise ValueError("ancestor matrix and IC vector must match the term list")
 
@@ -93,7 +97,8 @@ class SemSimIndex:
         ancestors = sp.csr_matrix((data, (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
                                   shape=(len(terms), len(terms)), dtype=np.bool_)
         ic = np.array([float(view.ic.get(t, 0.0) or 0.0) for t in terms], dtype=np.float64)
-        return cls(terms, ancestors, ic, view.redirects)
+        depth = np.array([int(view.depth.get(t, 0)) for t in terms], dtype=np.int64)
+        return cls(terms, ancestors, ic, view.redirects, depth)
 
     @classmethod
     def from_snapshot(cls, snapshot: GraphSnapshot) -> SemSimIndex:
@@ -105,6 +110,13 @@ class SemSimIndex:
         if term_id in self.index:
             return term_id
         return self.redirects.get(term_id)
+
+    def _resolve_all(self, term_ids: Iterable[str]) -> list[str]:
+        resolved = {t: self.resolve(t) for t in term_ids}
+        unknown = [t for t, current in resolved.items() if current is None]
+        if unknown:
+            raise ValidationError(f"unknown phenotype id(s): {', '.join(unknown)}")
+        return list(dict.fromkeys(current for current in resolved.values() if current is not None))
 
     def indices(self, term_ids: Iterable[str]) -> np.ndarray:
         """Indices of (already resolved) live ids; raises KeyError for an unknown one."""
@@ -119,7 +131,7 @@ class SemSimIndex:
         """Resnik similarity (IC of the MICA) and the MICA's index for every pair of ``a`` × ``b``.
 
         Vectorised over the union of the two sets' ancestors: an (m, k, u) boolean block, chunked.
-        Ties between equally informative common ancestors go to the lowest index (deterministic).
+        Ties between equally informative common ancestors go to the deepest, then the lowest index.
         """
         a = np.asarray(a, dtype=np.int64)
         b = np.asarray(b, dtype=np.int64)
@@ -129,8 +141,9 @@ class SemSimIndex:
         anc_a = self.ancestors[a]
         anc_b = self.ancestors[b]
         union = np.union1d(anc_a.indices, anc_b.indices)
-        # order the union by IC descending (index ascending on ties): the first common ancestor is the MICA
-        order = np.lexsort((union, -self.ic[union]))
+        # order the union by IC descending (then depth descending, index ascending): the first common ancestor
+        # in that order is the MICA
+        order = np.lexsort((union, -self.depth[union], -self.ic[union]))
         cols = union[order]
         dense_a = anc_a[:, cols].toarray()
         dense_b = anc_b[:, cols].toarray()
@@ -165,11 +178,12 @@ class SemSimIndex:
     # ---- set similarity -------------------------------------------------------------------------
     def set_similarity(self, a: Sequence[str], b: Sequence[str], method: str = "resnik",
                        combine: str = "funsimavg") -> SetSimilarity:
-        """Similarity of two sets of live term ids (resolve them first); duplicates are dropped."""
+        """Similarity of two sets of term ids. Alternative / obsolete ids are resolved, duplicates dropped;
+        an unknown id raises :class:`kg.errors.ValidationError`."""
         if combine not in COMBINES:
             raise ValueError(f"unknown combination {combine!r} (expected one of {', '.join(COMBINES)})")
-        a_ids = list(dict.fromkeys(a))
-        b_ids = list(dict.fromkeys(b))
+        a_ids = self._resolve_all(a)
+        b_ids = self._resolve_all(b)
         ia, ib = self.indices(a_ids), self.indices(b_ids)
         matrix, mica_idx = self.term_similarity(ia, ib, method)
         if len(a_ids) == 0 or len(b_ids) == 0:

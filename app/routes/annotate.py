@@ -15,6 +15,7 @@ from app.problems import ProblemError
 from app.schemas_terms import (
     MAX_DOCUMENT_CHARS,
     MAX_DOCUMENTS,
+    MAX_TOTAL_CHARS,
     AnnotatedDocument,
     AnnotateRequest,
     AnnotateResponse,
@@ -25,26 +26,32 @@ from kg.annotate import LINKER_KEY, linker_from_snapshot
 
 router = APIRouter(tags=["annotate"])
 
-#: Largest request body accepted (100 documents of 100,000 characters, with room for JSON escapes).
-MAX_BODY_BYTES = 32 * 1024 * 1024
+#: Largest request body accepted: 1,000,000 characters of text with room for JSON escapes.
+MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 def _body_size(content_length: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
     if content_length is not None and content_length.isdigit() and int(content_length) > MAX_BODY_BYTES:
         raise ProblemError(413, "Content Too Large",
                            f"the request body is {int(content_length):,} bytes; at most {MAX_BODY_BYTES:,} are "
-                           f"accepted ({MAX_DOCUMENTS} documents of {MAX_DOCUMENT_CHARS:,} characters)")
+                           f"accepted ({MAX_TOTAL_CHARS:,} characters of text per request)")
 
 
 @router.post("/annotate", response_model=AnnotateResponse, dependencies=[Depends(_body_size)],
              summary="Find phenotype mentions in free text (batch)",
              description=f"Up to {MAX_DOCUMENTS} documents of up to {MAX_DOCUMENT_CHARS:,} characters each "
-                         "(more → 422; a body over 32 MiB → 413). Each mention gives its span "
+                         f"(more → 422), at most {MAX_TOTAL_CHARS:,} characters in all and a body of at most "
+                         "8 MiB (more → 413). Each mention gives its span "
                          "(`text == document.text[start:end]`, offsets in Unicode code points), the HPO id and "
                          "name, the lexicon string that matched, and whether it is negated (\"no pleural "
                          "effusion\") or uncertain (\"possible cardiomegaly\"). Empty texts give no mentions.",
-             responses={413: {"model": Problem, "description": "Request body too large"}})
+             responses={413: {"model": Problem, "description": "Request body or total text too large"}})
 def annotate(request: AnnotateRequest, cache: CacheDep) -> AnnotateResponse:
+    total = sum(len(d.text) for d in request.documents)
+    if total > MAX_TOTAL_CHARS:
+        raise ProblemError(413, "Content Too Large",
+                           f"the documents hold {total:,} characters; at most {MAX_TOTAL_CHARS:,} per request "
+                           "(split the batch)")
     linker = cache.derived(LINKER_KEY, linker_from_snapshot)
     out = []
     for position, document in enumerate(request.documents):

@@ -1,7 +1,90 @@
-"""Routes: ranking (being written; see issue 4)."""
+"""``POST /rank``: diseases ranked for observed and explicitly absent phenotypes, each with an explanation.
+
+Served from an in-memory :class:`kg.ranking.RankingIndex` of the current snapshot (sparse disease × term
+matrices, rebuilt when the graph's build stamp changes). The score is documented in :mod:`kg.ranking`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
+
+from app.deps import CacheDep
+from app.schemas_ranking import (
+    AbsentEvidence,
+    Contradicted,
+    ExplanationOut,
+    Matched,
+    RankedDiseaseOut,
+    RankQuery,
+    RankRequest,
+    RankResponse,
+    ScorePartsOut,
+)
+from kg.errors import ValidationError
+from kg.ranking import AbsentTerm, Explanation, RankedDisease, RankingIndex
+from kg.snapshot import SnapshotCache
 
 router = APIRouter(tags=["ranking"])
+
+
+def ranking_index(cache: SnapshotCache) -> RankingIndex:
+    """The ranking index of the current snapshot (built once per snapshot, ~2 s for the full HPO)."""
+    return cache.derived("ranking", RankingIndex.from_snapshot)
+
+
+def explanation_out(names: dict[str, str], e: Explanation) -> ExplanationOut:
+    def n(term: str) -> str:
+        return names.get(term, "")
+
+    return ExplanationOut(
+        matched=[Matched(observed=m.observed, observed_name=n(m.observed), typical=m.typical,
+                         typical_name=n(m.typical), how=m.how, mica=m.mica, mica_name=n(m.mica),
+                         ic=m.ic, frequency=m.frequency, contribution=m.contribution) for m in e.matched],
+        contradicted=[Contradicted(observed=c.observed, observed_name=n(c.observed), excluded=c.excluded,
+                                   excluded_name=n(c.excluded), how=c.how,
+                                   contribution=round(c.contribution, 4)) for c in e.contradicted],
+        absent_consistent=[_absent(names, a) for a in e.absent_consistent],
+        absent_conflicting=[_absent(names, a) for a in e.absent_conflicting],
+        unmatched=e.unmatched,
+        parts=ScorePartsOut(match=e.parts.match, contradiction=e.parts.contradiction,
+                            absent_consistent=e.parts.absent_consistent,
+                            absent_conflicting=e.parts.absent_conflicting),
+    )
+
+
+def _absent(names: dict[str, str], a: AbsentTerm) -> AbsentEvidence:
+    return AbsentEvidence(absent=a.absent, absent_name=names.get(a.absent, ""), disease_term=a.disease_term,
+                          disease_term_name=names.get(a.disease_term, ""), how=a.how,
+                          frequency=a.frequency, contribution=a.contribution)
+
+
+def ranked_out(names: dict[str, str], r: RankedDisease) -> RankedDiseaseOut:
+    return RankedDiseaseOut(rank=r.rank, id=r.id, name=r.name, source=r.source, score=r.score,
+                            explanation=explanation_out(names, r.explanation) if r.explanation else None)
+
+
+@router.post("/rank", response_model=RankResponse, response_model_exclude_none=True,
+             summary="Rank diseases for observed and absent phenotypes",
+             responses={422: {"description": "Malformed ids, empty or oversized lists, no known present id, "
+                                             "or a phenotype both present and absent",
+                              "content": {"application/problem+json": {}}}})
+def rank(body: RankRequest, cache: CacheDep) -> Response:
+    """Every disease (or those of ``sources``) scored from how well it explains the observed phenotypes —
+    directly or through the hierarchy, weighted by annotated frequency and normalised for annotation-set size —
+    with observed phenotypes it excludes counting hard against it, and absent phenotypes counting for it
+    (it excludes them) or against it (it typically shows them). Unknown ids are listed and ignored."""
+    index = ranking_index(cache)
+    names = cache.get().view.names
+    present = index.resolve_terms(body.present)
+    absent = index.resolve_terms(body.absent)
+    unknown = present.unknown + [u for u in absent.unknown if u not in present.unknown]
+    if not present.ids:
+        raise ValidationError("no known present phenotype id" + (f" (unknown: {', '.join(unknown)})"
+                                                                  if unknown else ""))
+    results = index.rank(present.ids, absent.ids, sources=body.sources, limit=body.limit, explain=body.explain)
+    candidates = int(index.source_mask(body.sources).sum())
+    query = RankQuery(present=present.ids, absent=absent.ids, redirected={**present.redirected, **absent.redirected},
+                      unknown=unknown)
+    response = RankResponse(query=query, candidates=candidates, results=[ranked_out(names, r) for r in results])
+    # serialised once here: FastAPI's re-validation of a 20-explanation response model costs more than the ranking
+    return Response(response.model_dump_json(exclude_none=True), media_type="application/json")

@@ -76,7 +76,9 @@ def resolved_ref(snapshot: GraphSnapshot, found: TermResolution) -> ResolvedRef:
 
 
 @router.get("/terms/{term_id}", response_model=Term, summary="Look up an HPO term by id",
-            responses=TERM_ERRORS,
+            responses={200: {"headers": {"Content-Location": {
+                "description": "The canonical URL (/terms/<current id>) when the id asked for is not it",
+                "schema": {"type": "string"}}}}, **TERM_ERRORS},
             description="Alternative ids and obsolete ids with a replacement answer 200 with the current term, "
                         "`requested_id` and `resolved_from`, and a `Content-Location` header naming the "
                         "canonical URL. An obsolete id without replacement answers 410 with `consider`.")

@@ -7,7 +7,9 @@ status code / content type / headers / body conform to the OpenAPI document, inv
 4xx, valid input is not rejected with a 4xx other than 404.
 
 Bounded: ``PHENOKG_FUZZ_EXAMPLES`` random cases per operation and mode (default 15), no shrinking, no
-example database; about a minute on two cores. This also exercises the other routers' endpoints.
+example database; well under a minute on two cores. This also exercises the other routers' endpoints.
+One schemathesis worker: with two, hypothesis' concurrent ``ast.parse`` calls hit a CPython 3.11.7 bug
+("SystemError: AST constructor recursion depth mismatch") inside schemathesis' coverage phase.
 """
 
 from __future__ import annotations
@@ -68,12 +70,40 @@ def base_url(graph: Graph, graph_settings: GraphSettings) -> Iterator[str]:
         clear_graph(graph)
 
 
+# Ids that exist in the mini fixtures, drawn half of the time so that requests reach past the 404s; an obsolete id
+# without replacement answers 410 by contract, so 410 counts as accepting valid input.
+CONFIG = """
+[dictionaries.terms]
+values = ["HP:0002202", "HP:0002203", "HP:0000057", "HP:0003295", "HP:0001250", "HP:0000118", "HP:0000001",
+          "HP:0002090", "hp:0001640"]
+[dictionaries.diseases]
+values = ["OMIM:100001", "ORPHA:200002", "DECIPHER:3", "omim:100001"]
+
+[parameters]
+"path.term_id" = { dictionary = "terms", probability = 0.5 }
+"query.a" = { dictionary = "terms", probability = 0.5 }
+"query.b" = { dictionary = "terms", probability = 0.5 }
+"path.disease_id" = { dictionary = "diseases", probability = 0.5 }
+
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "404", "410"]
+
+# Endpoints that take phenotype ids in a body answer 422 when a schema-valid id is unknown to the graph (a
+# semantic check, by design: kg.errors.ValidationError); everything else about them is checked as for the rest.
+[[operations]]
+include-path-regex = "^/(rank|similarity|normalize)"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "422"]
+"""
+
+
 def test_api_conforms_and_never_errors(base_url: str, tmp_path: Path) -> None:
     report = tmp_path / "schemathesis.json"
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG, encoding="utf-8")
     command = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{base_url}/openapi.json",
+        sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", f"{base_url}/openapi.json",
         "--checks", "all", "--phases", "examples,coverage,fuzzing", "--mode", "all",
-        "--max-examples", str(EXAMPLES), "--seed", "20250116", "--no-shrink", "--workers", "2",
+        "--max-examples", str(EXAMPLES), "--seed", "20250116", "--no-shrink", "--workers", "1",
         "--request-timeout", "30", "--suppress-health-check", "all", "--max-failures", "50",
         "--report", "json", "--report-json-path", str(report),
     ]

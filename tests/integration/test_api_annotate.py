@@ -116,8 +116,14 @@ def test_annotate_limits(client: TestClient) -> None:
     assert ok.status_code == 200 and len(ok.json()["documents"][0]["mentions"]) == 10_000
 
 
+def test_annotate_total_characters_cap_is_413(client: TestClient) -> None:
+    batch = {"documents": [{"text": "pneumonia " * 10_000}] * 11}  # 11 × 100,000 characters
+    problem = _problem(client.post("/annotate", json=batch), 413)
+    assert "1,100,000 characters" in problem["detail"]
+
+
 def test_annotate_oversized_body_is_413(client: TestClient) -> None:
-    body = b'{"documents": [{"text": "' + b"a" * (33 * 1024 * 1024) + b'"}]}'
+    body = b'{"documents": [{"text": "' + b"a" * (9 * 1024 * 1024) + b'"}]}'
     problem = _problem(client.post("/annotate", content=body, headers={"content-type": "application/json"}), 413)
     assert "bytes" in problem["detail"]
 

@@ -150,7 +150,7 @@ def test_hierarchy_resolves_alternative_ids(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"offset": -1}, {"limit": "ten"}])
-def test_paging_bounds_are_422(client: TestClient, params: dict[str, object]) -> None:
+def test_paging_bounds_are_422(client: TestClient, params: dict[str, Any]) -> None:
     _problem(client.get("/terms/HP:0000118/descendants", params=params), 422)
 
 

@@ -1,0 +1,364 @@
+"""Training, captions and the model registry on the command line.
+
+``phenokg train knowledge-encoder``  train the phenotype knowledge encoder on the graph's phenotype attributes
+                                     (held-out evaluation of the trained and the base encoder), register it
+``phenokg captions DISEASE_ID``      set-theory captions of a disease's typical / excluded sets (seed 000), or
+                                     set-operation comparisons with ``--compare OTHER_ID``
+``phenokg models list|show|activate`` registered model versions; one active per kind
+
+Heavy imports (torch, transformers) happen inside the commands, so ``phenokg --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final, cast
+
+import typer
+
+if TYPE_CHECKING:
+    from kg.graph import Graph
+    from kg.registry import ModelVersion
+    from models.captions import Granularity
+    from models.types import DiseaseSets
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+DEFAULT_GOLD: Final = REPO_ROOT.parent / "shared" / "data" / "GSCplus_dev_gold.tsv"
+GRANULARITY_CHOICES: Final = ("coarse", "medium", "fine", "all")
+CXR_SOURCE: Final = "CXR_PACK"
+RUN_MARKERS: Final = ("run.json", "checkpoint.pt", "metrics.json")  # a directory holding a (started) run
+
+
+def _exit(message: str, code: int = 2) -> None:
+    typer.echo(f"phenokg: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _note(message: str) -> None:
+    typer.echo(f"phenokg: {message}", err=True)
+
+
+# ---- train ----------------------------------------------------------------------------------------------
+
+
+def _graph_data(graph: Graph, branch: str | None) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, Any]]:
+    from kg.build import build_meta, current_release
+    from kg.training_views import id_redirects, phenotype_attributes
+
+    views = phenotype_attributes(graph, branch=branch)
+    redirects = id_redirects(graph)
+    meta = build_meta(graph) or {}
+    release = current_release(graph) or {}
+    info = {"graph_stamp": meta.get("stamp"), "hpo_release": release.get("version"), "branch": branch,
+            "graph": graph.uri}
+    return [dict(v) for v in views], redirects, info
+
+
+def train_knowledge_encoder_command(
+    out: Path | None, base_model: Path | None, epochs: int, batch_size: int, lr: float, tau: float,
+    max_steps: int | None, seed: int, resume: bool, held_out_fraction: float, activate: bool,
+    gold: Path | None, baseline: bool, branch: str | None, max_length: int, warmup_steps: int,
+    device: str, quiet: bool,
+) -> dict[str, Any]:
+    """Everything ``phenokg train knowledge-encoder`` does; returns the printed summary."""
+    # Cheap checks first: nothing heavy is imported before the arguments are known to be usable.
+    if resume and out is None:
+        raise ValueError("--resume needs --out DIR (the directory of the interrupted run)")
+    if out is not None and not resume and any((out / f).exists() for f in RUN_MARKERS):
+        raise ValueError(f"{out} already holds a training run: pass --resume to continue it, or another --out")
+    if base_model is not None and not base_model.expanduser().exists():
+        raise FileNotFoundError(f"--base-model {base_model}: no such directory")
+
+    from app.cli import graph_connection
+    from kg.config import GraphSettings
+    from kg.errors import NotFoundError
+    from kg.registry import ModelVersion, get_model, register_model, update_metrics
+    from kg.registry import activate_model as activate_version
+    from models.knowledge import KnowledgeTrainConfig
+    from models.knowledge_eval import read_gold_mentions
+    from models.knowledge_run import KIND, RUN_FILE, run_knowledge_training
+    from models.registry import new_model_id
+    from models.views import to_attributes
+
+    if quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    gold_path: Path | None = None
+    mentions: list[tuple[str, str]] = []
+    if gold is not None and str(gold) != "none":
+        gold_path = gold if gold.is_absolute() else (REPO_ROOT / gold)
+        if gold_path.is_file():
+            mentions = read_gold_mentions(gold_path)
+        elif gold == DEFAULT_GOLD:
+            _note(f"note: {gold_path} not found: skipping the normalisation evaluation")
+            gold_path = None
+        else:
+            raise FileNotFoundError(f"--gold {gold}: no such file")
+
+    with graph_connection() as graph:
+        views, redirects, info = _graph_data(graph, branch)
+    attributes = to_attributes(views)
+    if len(attributes) < 2:
+        raise ValueError(f"the graph holds {len(attributes)} live phenotype(s) under {branch or 'the root'}: "
+                         "build it first (`phenokg kg build`)")
+    model_id = None
+    if out is None:
+        model_id = new_model_id(KIND)
+        out = GraphSettings().models_dir / KIND / model_id
+    elif resume and not (out / RUN_FILE).is_file():
+        _note(f"note: {out} holds no interrupted run: starting afresh")
+    config = KnowledgeTrainConfig(
+        model_path=str(base_model.expanduser().resolve()) if base_model is not None else None,
+        seed=seed, batch_size=batch_size, lr=lr, epochs=epochs, max_steps=max_steps, temperature=tau,
+        max_length=max_length, warmup_steps=warmup_steps,
+    )
+    result = run_knowledge_training(
+        attributes, config, out, held_out_fraction=held_out_fraction, mentions=mentions, gold_path=gold_path,
+        redirects=redirects, data_info=info, model_id=model_id, device=device, resume=resume,
+        evaluate_base=baseline, progress=not quiet,
+    )
+    version = ModelVersion(
+        id=result.model_id, kind=KIND, path=str(result.out_dir.resolve()), config=result.config,
+        metrics=result.metrics, data_hash=result.data_hash, seed=result.seed, code_version=result.code_version,
+    )
+    with graph_connection() as graph:
+        try:
+            get_model(graph, result.model_id)
+            registered = update_metrics(graph, result.model_id, result.metrics)  # a resumed, registered run
+        except NotFoundError:
+            registered = register_model(graph, version)
+        if activate:
+            registered = activate_version(graph, registered.id)
+    return {"id": registered.id, "kind": registered.kind, "path": registered.path, "active": registered.active,
+            "data_hash": result.data_hash, "seed": result.seed, "code_version": result.code_version,
+            "held_out_phenotypes": len(result.held_out_ids), "train": result.metrics["train"],
+            "headline": result.metrics["headline"], "timings_s": result.metrics["timings_s"]}
+
+
+# ---- captions -------------------------------------------------------------------------------------------
+
+
+def _load_disease(graph: Graph, disease_id: str) -> DiseaseSets:
+    import difflib
+
+    from kg.training_views import disease_sets
+    from models.views import to_disease_sets
+
+    rows = disease_sets(graph, ids=[disease_id])
+    if rows:
+        return to_disease_sets(rows)[0]
+    known = [d["id"] for d in disease_sets(graph)]
+    lowered = {k.casefold(): k for k in known}
+    close = [lowered[disease_id.casefold()]] if disease_id.casefold() in lowered else \
+        difflib.get_close_matches(disease_id, known, n=3, cutoff=0.8)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    _exit(f"unknown disease id {disease_id!r}{hint}", 2)
+    raise AssertionError  # unreachable
+
+
+def _distinct_captions(d: DiseaseSets, granularity: Granularity, n: int, seed: int, max_items: int | None,
+                       study: str) -> list[str]:
+    from models.captions import caption
+
+    rng = random.Random(f"{seed}:{granularity}")
+    out: list[str] = []
+    for _ in range(max(1, n) * 25):
+        text = caption(d, granularity, rng, max_items=max_items, study=study)
+        if text not in out:
+            out.append(text)
+        if len(out) >= n:
+            break
+    return out
+
+
+@contextmanager
+def _caption_warnings() -> Iterator[None]:
+    from models.captions import CaptionDataWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CaptionDataWarning)
+        yield
+    seen: set[str] = set()
+    for w in caught:
+        text = str(w.message)
+        if issubclass(w.category, CaptionDataWarning) and text not in seen:
+            seen.add(text)
+            _note(f"note: {text}")
+
+
+# ---- models ---------------------------------------------------------------------------------------------
+
+
+def _metric_summary(m: ModelVersion) -> str:
+    head = m.metrics.get("headline", {}).get("trained", {}) if isinstance(m.metrics, dict) else {}
+    return " ".join(f"{k}={v:.3f}" for k, v in head.items() if isinstance(v, (int, float)))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``captions`` and ``models`` to the ``phenokg`` app."""
+    from app.cli import graph_connection, handle_errors
+
+    train_app = typer.Typer(help="Train models on the graph (knowledge encoder).", no_args_is_help=True)
+    models_app = typer.Typer(help="Registered model versions (one active per kind).", no_args_is_help=True)
+    app.add_typer(train_app, name="train")
+    app.add_typer(models_app, name="models")
+
+    @train_app.command("knowledge-encoder")
+    @handle_errors
+    def train_knowledge(
+        out: Annotated[Path | None, typer.Option(help="Model directory (default: PHENOKG_HOME/models/"
+                                                      "knowledge-encoder/<id>).")] = None,
+        base_model: Annotated[Path | None, typer.Option(
+            help="Initial text model: any local Hugging Face / sentence-transformers directory "
+                 "(default: the packaged all-MiniLM-L6-v2).")] = None,
+        epochs: Annotated[int, typer.Option(min=1, help="Epochs (ignored with --max-steps).")] = 1,
+        batch_size: Annotated[int, typer.Option(min=2, help="Phenotypes per batch (in-batch negatives).")] = 64,
+        lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = 2e-5,
+        tau: Annotated[float, typer.Option(min=1e-4, help="InfoNCE temperature.")] = 0.07,
+        max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps.")] = None,
+        seed: Annotated[int, typer.Option(help="Seed of the split, the batches and the weights' RNG.")] = 0,
+        resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out.")] = False,
+        held_out_fraction: Annotated[float, typer.Option(
+            min=0.0, max=0.9, help="Fraction of phenotypes (with a definition or synonym) held out.")] = 0.05,
+        activate: Annotated[bool, typer.Option("--activate", help="Make it the active knowledge encoder.")] = False,
+        gold: Annotated[Path | None, typer.Option(
+            help="Gold mentions for normalisation (GSC+ format), relative to the repository root; "
+                 "'none' skips it.")] = DEFAULT_GOLD,
+        baseline: Annotated[bool, typer.Option("--baseline/--no-baseline",
+                                               help="Also evaluate the untrained base model.")] = True,
+        branch: Annotated[str, typer.Option(help="Ontology branch to train on ('all': every live term).")
+                          ] = "HP:0000118",
+        max_length: Annotated[int, typer.Option(min=8, help="Tokens per attribute.")] = 64,
+        warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 0,
+        device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N].")] = "auto",
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    ) -> None:
+        """Train the phenotype knowledge encoder (seed 004 stage 1), evaluate it against the base model on
+        held-out phenotypes and gold mentions, and register it as a ModelVersion."""
+        summary = train_knowledge_encoder_command(
+            out, base_model, epochs, batch_size, lr, tau, max_steps, seed, resume, held_out_fraction, activate,
+            gold, baseline, None if branch.lower() == "all" else branch, max_length, warmup_steps, device, quiet,
+        )
+        typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+
+    @app.command("captions")
+    @handle_errors
+    def captions(
+        disease_id: Annotated[str, typer.Argument(help="Disease or finding id, e.g. CXR:pneumonia, OMIM:154700.")],
+        granularity: Annotated[str, typer.Option(
+            help="coarse (d) | medium (d + typical) | fine (d + typical + 'no evidence of' excluded) | all.")
+        ] = "all",
+        n: Annotated[int, typer.Option("--n", min=1, max=50, help="Distinct captions per granularity.")] = 3,
+        seed: Annotated[int, typer.Option(help="Seed of the template and item choice.")] = 0,
+        compare: Annotated[str | None, typer.Option(help="Another disease id: print set-operation "
+                                                         "comparisons instead of captions.")] = None,
+        max_items: Annotated[int | None, typer.Option(min=1, help="At most this many phenotypes per list "
+                                                                  "(seeded choice).")] = 8,
+        study: Annotated[str | None, typer.Option(help="Study noun (default: 'chest radiograph' for the chest "
+                                                       "X-ray pack, else 'clinical presentation').")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    ) -> None:
+        """Set-theory captions (seed 000) from a disease's typical and excluded phenotype sets."""
+        from models.captions import compare as compare_sets
+
+        if granularity not in GRANULARITY_CHOICES:
+            _exit(f"--granularity must be one of {', '.join(GRANULARITY_CHOICES)}, not {granularity!r}", 2)
+        with graph_connection() as graph:
+            d = _load_disease(graph, disease_id)
+            other = _load_disease(graph, compare) if compare is not None else None
+            from kg.training_views import disease_sets
+
+            source = disease_sets(graph, ids=[d.id])[0]["source"]
+        header = {"id": d.id, "name": d.name, "source": source, "typical": len(d.typical),
+                  "excluded": len(d.excluded)}
+        with _caption_warnings():
+            if other is not None:
+                items = compare_sets(d, other)
+                if as_json:
+                    typer.echo(json.dumps({"a": header, "b": {"id": other.id, "name": other.name},
+                                           "comparisons": [{"kind": c.kind, "items": [list(i) for i in c.items],
+                                                            "text": c.text} for c in items]}, indent=2))
+                    return
+                typer.echo(f"{d.id} {d.name}  vs  {other.id} {other.name}")
+                for c in items:
+                    typer.echo(f"  [{c.kind}] {c.text}")
+                if not items:
+                    typer.echo("  (no set operation yields a statement: the sets do not overlap)")
+                return
+            study_text = study or ("chest radiograph" if source == CXR_SOURCE else "clinical presentation")
+            levels: list[Granularity] = (["coarse", "medium", "fine"] if granularity == "all"
+                                         else [cast("Granularity", granularity)])
+            result = {g: _distinct_captions(d, g, n, seed, max_items, study_text) for g in levels}
+        if as_json:
+            typer.echo(json.dumps({**header, "captions": result}, indent=2, ensure_ascii=False))
+            return
+        typer.echo(f"{d.id} {d.name}  ({source}; typical {len(d.typical)}, excluded {len(d.excluded)})")
+        for g, texts in result.items():
+            typer.echo(f"{g}:")
+            for text in texts:
+                typer.echo(f"  {text}")
+
+    @models_app.command("list")
+    @handle_errors
+    def models_list(
+        kind: Annotated[str | None, typer.Option(help="Only this kind (knowledge-encoder, clip, …).")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per version.")] = False,
+    ) -> None:
+        """Registered model versions, newest first (* marks the active one of each kind)."""
+        from kg.registry import list_models
+
+        with graph_connection() as graph:
+            versions = list_models(graph, kind)
+        if as_json:
+            for m in versions:
+                sys.stdout.write(json.dumps(m.to_dict(), sort_keys=True) + "\n")
+            return
+        if not versions:
+            typer.echo("no registered models" + (f" of kind {kind}" if kind else ""))
+            return
+        for m in versions:
+            typer.echo(f"{'*' if m.active else ' '} {m.id}  {m.kind}  {m.created_at}  {_metric_summary(m)}  "
+                       f"{m.path}".rstrip())
+
+    @models_app.command("show")
+    @handle_errors
+    def models_show(model_id: Annotated[str, typer.Argument(help="Model version id.")]) -> None:
+        """One model version as JSON (config and metrics included)."""
+        from kg.errors import NotFoundError
+        from kg.registry import get_model
+
+        with graph_connection() as graph:
+            try:
+                m = get_model(graph, model_id)
+            except NotFoundError as exc:
+                _exit(str(exc), 2)
+                return
+        typer.echo(json.dumps(m.to_dict(), indent=2, sort_keys=True))
+
+    @models_app.command("activate")
+    @handle_errors
+    def models_activate(
+        model_id: Annotated[str, typer.Argument(help="Model version id (see `phenokg models list`).")],
+        force: Annotated[bool, typer.Option("--force", help="Activate even if its directory is missing.")] = False,
+    ) -> None:
+        """Make a model version the active one of its kind (the others of that kind are deactivated)."""
+        from kg.errors import NotFoundError
+        from kg.registry import activate_model, get_model
+
+        with graph_connection() as graph:
+            try:
+                m = get_model(graph, model_id)
+            except NotFoundError as exc:
+                _exit(str(exc), 2)
+                return
+            if not force and not Path(m.path).is_dir():
+                _exit(f"model directory of {model_id} is missing: {m.path} (use --force to activate anyway)", 2)
+            m = activate_model(graph, model_id)
+        typer.echo(f"activated {m.id} ({m.kind}): {m.path}")

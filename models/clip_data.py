@@ -1,0 +1,209 @@
+"""Datasets for image–text (CLIP-style) training: graph evidence and labelled images with set-theory captions.
+
+Two sources, one item shape (:class:`ClipSample`: image tensor ``[C, H, W]`` in ``[0, 1]``, caption text,
+phenotype set for MCSL Jaccard targets, integer label or -1):
+
+* :class:`EvidenceDataset` — image–caption evidence from the graph (:func:`kg.training_views.evidence_items`):
+  the image is read from the blob store (``blob_path``), the caption is the stored caption, the phenotype set
+  is what the caption ``SHOWS``. Items whose image file is missing on this machine are dropped at
+  construction (``missing`` lists them).
+* :class:`SetTheoryCaptionDataset` — labelled images (e.g. PneumoniaMNIST: 0 normal → ``CXR:no_finding``,
+  1 pneumonia → ``CXR:pneumonia``) captioned on the fly from the label's disease sets (seed 000): the
+  granularity (coarse / medium / fine) and template are drawn per item with an RNG seeded by
+  ``(seed, epoch, index)``, so every epoch sees other phrasings yet runs are reproducible. The phenotype set
+  is ``T(d)`` plus the disease id itself (so two images of one disease overlap fully).
+
+:func:`collate_clip` stacks images and keeps texts / sets as lists; the trainer tokenises (the text tower
+owns the tokenizer). Images are resized to ``image_size`` (bilinear) and kept grey (1 channel) when the
+source is grey: :class:`models.encoders.ImageEncoder` replicates grey to RGB itself.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from models.captions import Granularity, build_caption
+from models.types import DiseaseSets
+
+__all__ = [
+    "PNEUMONIAMNIST_CLASSES",
+    "ClipBatch",
+    "ClipSample",
+    "EvidenceDataset",
+    "EvidenceRecord",
+    "SetTheoryCaptionDataset",
+    "collate_clip",
+    "load_npz_split",
+    "to_image_tensor",
+]
+
+CaptionGranularity = Literal["coarse", "medium", "fine", "mixed"]
+#: PneumoniaMNIST labels → chest X-ray pack findings.
+PNEUMONIAMNIST_CLASSES: dict[int, str] = {0: "CXR:no_finding", 1: "CXR:pneumonia"}
+
+
+@dataclass(frozen=True)
+class ClipSample:
+    """One training item."""
+
+    image: Tensor
+    text: str
+    phenotypes: frozenset[str]
+    label: int = -1
+
+
+@dataclass
+class ClipBatch:
+    """A collated batch: ``images [B, C, H, W]``, texts, phenotype sets, labels ``[B]``."""
+
+    images: Tensor
+    texts: list[str]
+    phenotypes: list[frozenset[str]]
+    labels: Tensor
+
+    def pin_memory(self) -> ClipBatch:
+        """Called by ``DataLoader(pin_memory=True)``."""
+        return ClipBatch(self.images.pin_memory(), self.texts, self.phenotypes, self.labels.pin_memory())
+
+
+def collate_clip(samples: Sequence[ClipSample]) -> ClipBatch:
+    """Stack images (all the same size) and labels; keep texts and sets as lists."""
+    return ClipBatch(
+        images=torch.stack([s.image for s in samples]),
+        texts=[s.text for s in samples],
+        phenotypes=[s.phenotypes for s in samples],
+        labels=torch.tensor([s.label for s in samples], dtype=torch.long),
+    )
+
+
+def to_image_tensor(image: Any, image_size: int) -> Tensor:
+    """PIL image or ``[H, W]`` / ``[H, W, C]`` uint8 array → float ``[C, H, W]`` in ``[0, 1]``, resized
+    (bilinear, antialiased) to ``image_size``². Grey stays 1 channel; RGBA / palette images become RGB."""
+    if hasattr(image, "convert"):  # PIL
+        mode = getattr(image, "mode", "RGB")
+        image = np.asarray(image.convert("L" if mode in ("L", "I", "I;16", "1", "F") else "RGB"))
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise ValueError(f"expected an [H, W] or [H, W, C] image, got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr)
+    if not arr.flags.writeable:  # PIL-backed arrays are read-only; torch wants to own writable memory
+        arr = arr.copy()
+    t = torch.from_numpy(arr).permute(2, 0, 1).float()
+    if arr.dtype == np.uint8:
+        t = t / 255.0
+    if t.shape[1] != image_size or t.shape[2] != image_size:
+        t = F.interpolate(t.unsqueeze(0), size=(image_size, image_size), mode="bilinear", align_corners=False,
+                          antialias=True).squeeze(0)
+    return t.clamp_(0.0, 1.0)
+
+
+def load_npz_split(path: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """``(<split>_images, <split>_labels)`` of a MedMNIST-style ``.npz`` (labels flattened to ``[N]``)."""
+    with np.load(Path(path)) as data:
+        key_i, key_l = f"{split}_images", f"{split}_labels"
+        if key_i not in data or key_l not in data:
+            raise ValueError(f"{path}: no {key_i} / {key_l} arrays (has {sorted(data.keys())})")
+        return np.asarray(data[key_i]), np.asarray(data[key_l]).reshape(-1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class EvidenceRecord:
+    """The fields of an evidence view the dataset needs (``kg.training_views.EvidenceView`` has them)."""
+
+    id: str
+    blob_path: str
+    caption: str
+    shows: tuple[str, ...] = ()
+
+    @classmethod
+    def from_view(cls, view: Mapping[str, Any]) -> EvidenceRecord:
+        return cls(str(view["id"]), str(view.get("blob_path") or ""), str(view.get("caption") or ""),
+                   tuple(view.get("shows") or ()))
+
+
+class EvidenceDataset(Dataset[ClipSample]):
+    """Image–caption evidence read from the blob store."""
+
+    def __init__(self, items: Sequence[EvidenceRecord | Mapping[str, Any]], *, image_size: int = 224) -> None:
+        records = [i if isinstance(i, EvidenceRecord) else EvidenceRecord.from_view(i) for i in items]
+        self.image_size = int(image_size)
+        self.items = [r for r in records if r.blob_path and r.caption and Path(r.blob_path).is_file()]
+        self.missing = [r.id for r in records if r not in self.items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> ClipSample:
+        from PIL import Image
+
+        r = self.items[index]
+        with Image.open(r.blob_path) as img:
+            tensor = to_image_tensor(img, self.image_size)
+        return ClipSample(tensor, r.caption, frozenset(r.shows))
+
+
+class SetTheoryCaptionDataset(Dataset[ClipSample]):
+    """Labelled images captioned from their class's disease sets (seed 000), re-drawn every epoch."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: Sequence[int] | np.ndarray,
+        diseases: Mapping[int, DiseaseSets],
+        *,
+        granularity: CaptionGranularity = "mixed",
+        image_size: int = 224,
+        seed: int = 0,
+        max_items: int | None = None,
+        study: str = "chest radiograph",
+    ) -> None:
+        self.images = images
+        self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+        unknown = sorted(set(int(x) for x in np.unique(self.labels)) - set(diseases))
+        if unknown:
+            raise ValueError(f"labels without a disease: {unknown}")
+        if granularity not in ("coarse", "medium", "fine", "mixed"):
+            raise ValueError(f"granularity must be coarse, medium, fine or mixed, not {granularity!r}")
+        self.diseases = dict(diseases)
+        self.granularity: CaptionGranularity = granularity
+        self.image_size = int(image_size)
+        self.seed = int(seed)
+        self.max_items = max_items
+        self.study = study
+        self.epoch = 0
+        self._sets = {k: frozenset({d.id, *(p for p, _ in d.typical)}) for k, d in self.diseases.items()}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose captions ``__getitem__`` draws (call before each epoch)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def caption_for(self, index: int, epoch: int | None = None) -> str:
+        """The caption item ``index`` gets in ``epoch`` (default: the current one)."""
+        label = int(self.labels[index])
+        rng = random.Random(f"{self.seed}:{self.epoch if epoch is None else epoch}:{index}")
+        levels: tuple[Granularity, ...] = ("coarse", "medium", "fine")
+        granularity: Granularity = rng.choice(levels) if self.granularity == "mixed" else self.granularity
+        return build_caption(self.diseases[label], granularity, rng, max_items=self.max_items, study=self.study,
+                             warn=False).text
+
+    def __getitem__(self, index: int) -> ClipSample:
+        label = int(self.labels[index])
+        image = to_image_tensor(self.images[index], self.image_size)
+        return ClipSample(image, self.caption_for(index), self._sets[label], label)

@@ -1,0 +1,437 @@
+"""Stage 2 of PhenoLIP (seed 004 §4.2): image–text training with the frozen knowledge encoder as teacher.
+
+Model: :class:`models.encoders.CLIPModel` (image tower: a timm backbone, default the packaged ImageNet
+EfficientNet-Lite0; text tower initialised from the trained knowledge encoder). Teacher: the same knowledge
+encoder, frozen (``eval``, no gradients); its embeddings of each batch's captions are cached per text
+(generated captions repeat a lot). Loss: :class:`models.losses.PhenoLIPLoss` = image–text InfoNCE +
+``w_kd`` (0.3) · knowledge distillation + ``w_soft`` · MCSL Jaccard soft targets (seed 001); identical
+captions in a batch are masked out of each other's negatives.
+
+Speed on a GPU: AMP (bf16 where supported, else fp16 with a gradient scaler), pinned host memory and
+non-blocking copies, DataLoader workers. Distributed: launched with ``torchrun`` (``RANK`` / ``WORLD_SIZE`` /
+``LOCAL_RANK`` in the environment) the trainer joins the process group (NCCL on CUDA, gloo on CPU), wraps the
+model in ``DistributedDataParallel`` and shards the data with a ``DistributedSampler``; every rank computes
+the contrastive loss over its *local* batch (no feature all-gather), gradients are averaged by DDP, rank 0
+writes the artefacts. ``python -m models.clip_train --synthetic 64`` is a smoke run (random images,
+generated captions) that works the same under ``torchrun --standalone --nproc_per_node 2``.
+
+Artefacts in ``out_dir``: ``model/`` (:meth:`CLIPModel.save`), ``train_config.json``, ``metrics.jsonl``,
+``summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from tqdm.auto import tqdm
+
+from models.captions import prompt_ensemble
+from models.clip_data import ClipBatch, ClipSample, collate_clip
+from models.encoders import CLIPModel, ImageEncoder, TextEncoder
+from models.knowledge import lr_lambda
+from models.losses import PhenoLIPLoss
+from models.sampler import false_negative_mask
+from models.types import DiseaseSets
+
+__all__ = [
+    "ClipTrainConfig",
+    "TeacherCache",
+    "build_clip_model",
+    "dist_info",
+    "retrieval_recall",
+    "train_clip",
+    "zero_shot_accuracy",
+]
+
+MODEL_DIR = "model"
+KDMode = Literal["contrastive", "relational", "both"]
+
+
+@dataclass(frozen=True)
+class ClipTrainConfig:
+    """Hyper-parameters of image–text training."""
+
+    image_model: str = "efficientnet_lite0"
+    image_checkpoint: str | None = None
+    """timm checkpoint file / saved ImageEncoder dir; ``None``: packaged Lite0 (if ``image_pretrained``)."""
+    image_pretrained: bool = True
+    text_model: str | None = None
+    """Student text tower init: a knowledge-encoder directory (``None``: packaged MiniLM)."""
+    teacher_model: str | None = None
+    """Frozen teacher; ``None``: the same directory as ``text_model``."""
+    embed_dim: int = 256
+    image_size: int = 224
+    batch_size: int = 64
+    lr: float = 1e-4
+    text_lr: float = 1e-5
+    weight_decay: float = 0.05
+    epochs: int = 1
+    max_steps: int | None = None
+    warmup_steps: int = 0
+    temperature: float = 0.07
+    w_kd: float = 0.3
+    w_soft: float = 0.0
+    identity_weight: float = 0.7
+    kd_mode: KDMode = "contrastive"
+    max_length: int = 64
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    amp: bool = True
+    """Mixed precision on CUDA (bf16 if supported, else fp16 + GradScaler); ignored on the CPU."""
+    num_workers: int = 0
+    log_every: int = 10
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClipTrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown ClipTrainConfig fields: {sorted(unknown)}")
+        return cls(**dict(data))
+
+
+def dist_info() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` from torchrun's environment (``(0, 1, 0)`` without it)."""
+    return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+            int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def build_clip_model(config: ClipTrainConfig) -> tuple[CLIPModel, TextEncoder]:
+    """Student :class:`CLIPModel` and the frozen teacher :class:`TextEncoder`."""
+    image = ImageEncoder.from_pretrained(config.image_checkpoint, model_name=config.image_model,
+                                         pretrained=config.image_pretrained)
+    student_text = TextEncoder.from_pretrained(config.text_model, max_length=config.max_length)
+    for name, p in student_text.model.named_parameters():
+        if name.startswith("pooler."):  # BERT's pooler is never used (we pool hidden states): no gradient
+            p.requires_grad_(False)
+    teacher = TextEncoder.from_pretrained(config.teacher_model or config.text_model, max_length=config.max_length)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    model = CLIPModel(image, student_text, config.embed_dim, init_temperature=config.temperature,
+                      teacher_dim=teacher.dim)
+    return model, teacher
+
+
+class TeacherCache:
+    """Frozen-teacher embeddings per caption text (computed once, kept on the CPU)."""
+
+    def __init__(self, teacher: TextEncoder, max_items: int = 200_000) -> None:
+        self.teacher = teacher
+        self.max_items = max_items
+        self._cache: dict[str, Tensor] = {}
+
+    def __call__(self, texts: Sequence[str], device: torch.device) -> Tensor:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            if len(self._cache) + len(missing) > self.max_items:
+                self._cache.clear()
+            vecs = self.teacher.encode(missing, batch_size=max(len(missing), 1))
+            self._cache.update(zip(missing, vecs, strict=True))
+        return torch.stack([self._cache[t] for t in texts]).to(device, non_blocking=True)
+
+
+def _param_groups(model: CLIPModel, config: ClipTrainConfig) -> list[dict[str, Any]]:
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        text = name.startswith("text_encoder.")
+        lname = name.lower()
+        no_decay = p.ndim < 2 or "norm" in lname or lname.endswith("bias") or "logit_scale" in lname
+        groups.setdefault((text, no_decay), []).append(p)
+    return [
+        {"params": params, "lr": config.text_lr if text else config.lr,
+         "weight_decay": 0.0 if no_decay else config.weight_decay}
+        for (text, no_decay), params in sorted(groups.items())
+    ]
+
+
+def _amp_context(device: torch.device, enabled: bool) -> tuple[contextlib.AbstractContextManager[Any],
+                                                                torch.amp.GradScaler | None, str]:
+    if device.type != "cuda" or not enabled:
+        return contextlib.nullcontext(), None, "fp32"
+    if torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16), None, "bf16"
+    return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda"), "fp16"
+
+
+def train_clip(
+    dataset: Dataset[ClipSample],
+    config: ClipTrainConfig,
+    out_dir: Path,
+    *,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train on ``dataset``; returns the summary (rank 0 also writes it with the model into ``out_dir``).
+
+    Under torchrun the process group is initialised here (and destroyed at the end) unless the caller
+    already did it.
+    """
+    rank, world, local_rank = dist_info()
+    own_group = False
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
+        dist.init_process_group(backend=backend)
+        own_group = True
+    try:
+        return _train(dataset, config, Path(out_dir), device, progress, rank, world, local_rank)
+    finally:
+        if own_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(dataset: Dataset[ClipSample], config: ClipTrainConfig, out: Path, device: str | torch.device | None,
+           progress: bool, rank: int, world: int, local_rank: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    if device is None:
+        dev = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    torch.manual_seed(config.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    model, teacher = build_clip_model(config)
+    model.to(dev)
+    teacher.to(dev)
+    loss_fn = PhenoLIPLoss(w_kd=config.w_kd, w_soft=config.w_soft, temperature=config.temperature,
+                           kd_temperature=config.temperature, kd_mode=config.kd_mode,
+                           identity_weight=config.identity_weight).to(dev)
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None,
+            find_unused_parameters=config.w_kd == 0.0,
+        )
+    n = len(dataset)  # type: ignore[arg-type]  # map-style datasets have a length
+    drop_last = n >= config.batch_size * world
+    sampler: DistributedSampler[ClipSample] | RandomSampler
+    sized: Any = dataset
+    if world > 1:
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
+                                     drop_last=drop_last)
+    else:
+        sampler = RandomSampler(sized, generator=torch.Generator().manual_seed(config.seed))
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate_clip,
+                        num_workers=config.num_workers, pin_memory=dev.type == "cuda", drop_last=drop_last)
+    steps_per_epoch = len(loader)
+    if steps_per_epoch == 0:
+        raise ValueError(f"no batch: {n} items for batch size {config.batch_size} × {world} rank(s)")
+    total = int(config.max_steps) if config.max_steps is not None else steps_per_epoch * int(config.epochs)
+    optimizer = torch.optim.AdamW(_param_groups(model, config))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_lambda(s, warmup_steps=config.warmup_steps, total_steps=total, schedule="cosine"))
+    autocast, scaler, precision = _amp_context(dev, config.amp)
+    teacher_cache = TeacherCache(teacher)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n",
+                                               encoding="utf-8")
+    log = (out / "metrics.jsonl").open("w", encoding="utf-8") if rank == 0 else None
+    bar = tqdm(total=total, disable=not progress or rank != 0, desc="clip", unit="step")
+    step, epoch = 0, 0
+    last: dict[str, float] = {}
+    first: dict[str, float] = {}
+    net.train()
+    try:
+        while step < total:
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch)
+            for batch in _batches(loader):
+                losses = _step(net, model, loss_fn, teacher_cache, batch, dev, config, autocast, scaler,
+                               optimizer, params)
+                scheduler.step()
+                step += 1
+                last = {k: float(v) for k, v in losses.items()}
+                first = first or dict(last)
+                if log is not None and (step % config.log_every == 0 or step == total or step == 1):
+                    row = {"step": step, "epoch": epoch, **last, "lr": float(optimizer.param_groups[0]["lr"]),
+                           "temperature": float(1.0 / model.scale().detach()), "time_s": round(
+                               time.perf_counter() - started, 3)}
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{last['total']:.4f}", epoch=epoch)
+                if step >= total:
+                    break
+            epoch += 1
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    summary: dict[str, Any] = {
+        "steps": step, "epochs_started": epoch, "world_size": world, "device": str(dev), "precision": precision,
+        "first_loss": first.get("total", math.nan), "final": last, "train_time_s": time.perf_counter() - started,
+        "parameter_checksum": float(sum(p.detach().double().sum().item() for p in model.parameters())),
+    }
+    if world > 1:
+        dist.barrier()
+    if rank == 0:
+        model.save(out / MODEL_DIR)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return summary
+
+
+def _batches(loader: DataLoader[ClipSample]) -> Iterator[ClipBatch]:
+    yield from loader
+
+
+def _step(net: nn.Module, model: CLIPModel, loss_fn: PhenoLIPLoss, teacher: TeacherCache, batch: ClipBatch,
+          dev: torch.device, config: ClipTrainConfig, autocast: contextlib.AbstractContextManager[Any],
+          scaler: torch.amp.GradScaler | None, optimizer: torch.optim.Optimizer,
+          params: list[nn.Parameter]) -> dict[str, Tensor]:
+    images = batch.images.to(dev, non_blocking=True)
+    tokens = {k: v.to(dev, non_blocking=True) for k, v in model.tokenize(batch.texts).items()}
+    mask = false_negative_mask(batch.texts).to(dev)
+    with autocast:
+        feats = net(images, tokens["input_ids"], tokens["attention_mask"])
+    teacher_feats = teacher(batch.texts, dev) if config.w_kd > 0 else None
+    losses = loss_fn(
+        feats["image_features"].float(), feats["text_features"].float(), feats["logit_scale"].float(),
+        student_text_features=feats["distill_features"].float(), teacher_text_features=teacher_feats,
+        phenotype_sets=batch.phenotypes if config.w_soft > 0 else None, false_negative_mask=mask,
+    )
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(losses["total"]).backward()
+        scaler.unscale_(optimizer)
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        losses["total"].backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        optimizer.step()
+    model.clamp_logit_scale_()
+    return {k: v.detach() for k, v in losses.items()}
+
+
+# ---- evaluation -----------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def _image_features(model: CLIPModel, images: Tensor, batch_size: int, dev: torch.device) -> Tensor:
+    chunks = [model.encode_image(images[i:i + batch_size].to(dev)).float().cpu()
+              for i in range(0, len(images), batch_size)]
+    return torch.cat(chunks) if chunks else torch.zeros((0, model.embed_dim))
+
+
+@torch.no_grad()
+def _text_features(model: CLIPModel, texts: Sequence[str], batch_size: int, dev: torch.device) -> Tensor:
+    chunks = []
+    for i in range(0, len(texts), batch_size):
+        tok = {k: v.to(dev) for k, v in model.tokenize(list(texts[i:i + batch_size])).items()}
+        chunks.append(model.encode_text(tok["input_ids"], tok["attention_mask"]).float().cpu())
+    return torch.cat(chunks) if chunks else torch.zeros((0, model.embed_dim))
+
+
+def zero_shot_accuracy(model: CLIPModel, images: Tensor, labels: Sequence[int], classes: Mapping[int, DiseaseSets],
+                       *, granularity: Literal["coarse", "medium", "fine"] = "coarse",
+                       study: str = "chest radiograph", batch_size: int = 64) -> dict[str, float]:
+    """Zero-shot accuracy with prompt ensembles: each class is the mean of its prompts' text embeddings
+    (:func:`models.captions.prompt_ensemble`); an image takes the most similar class."""
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    try:
+        keys = sorted(classes)
+        protos = []
+        for k in keys:
+            emb = _text_features(model, prompt_ensemble(classes[k], granularity, study=study, warn=False),
+                                 batch_size, dev)
+            protos.append(torch.nn.functional.normalize(emb.mean(dim=0), dim=-1))
+        img = _image_features(model, images, batch_size, dev)
+        pred = (img @ torch.stack(protos).T).argmax(dim=1)
+        truth = torch.tensor([keys.index(int(x)) for x in labels])
+        correct = (pred == truth).float()
+        out = {"accuracy": float(correct.mean()), "n": float(len(truth))}
+        for i, k in enumerate(keys):
+            sel = truth == i
+            if sel.any():
+                out[f"accuracy/{k}"] = float(correct[sel].mean())
+        return out
+    finally:
+        model.train(was_training)
+
+
+def retrieval_recall(model: CLIPModel, images: Tensor, texts: Sequence[str], k: Sequence[int] = (1, 5, 10),
+                     *, batch_size: int = 64) -> dict[str, float]:
+    """I2T and T2I recall@k for row-aligned images and texts (pair i is the only positive of row i)."""
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    try:
+        sims = _image_features(model, images, batch_size, dev) @ _text_features(model, texts, batch_size, dev).T
+    finally:
+        model.train(was_training)
+    target = torch.arange(len(texts)).unsqueeze(1)
+    out: dict[str, float] = {}
+    for name, s in (("I2T", sims), ("T2I", sims.T)):
+        top = s.topk(min(max(k), s.shape[1]), dim=1).indices
+        for kk in k:
+            out[f"{name}@{kk}"] = float((top[:, :kk] == target).any(dim=1).float().mean())
+    return out
+
+
+# ---- smoke entry point (torchrun-compatible) ------------------------------------------------------------
+
+
+def _synthetic(n: int, image_size: int, seed: int) -> Dataset[ClipSample]:
+    import numpy as np
+
+    from models.clip_data import SetTheoryCaptionDataset
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, size=n)
+    images = (rng.random((n, image_size, image_size)) * 255).astype(np.uint8)
+    images[labels == 1, : image_size // 2] //= 3  # a visible difference between the classes
+    diseases = {
+        0: DiseaseSets("CXR:no_finding", "No finding", (), (("HP:0002090", "Pneumonia"),)),
+        1: DiseaseSets("CXR:pneumonia", "Pneumonia", (("HP:0032177", "Parenchymal consolidation"),),
+                       (("HP:0100598", "Pulmonary edema"),)),
+    }
+    return SetTheoryCaptionDataset(images, labels, diseases, image_size=image_size, seed=seed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m models.clip_train --synthetic N --out DIR [--config JSON]`` (also under torchrun)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--synthetic", type=int, required=True, help="random labelled images to train on")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--config", type=str, default="{}", help="ClipTrainConfig fields as JSON")
+    ap.add_argument("--device", default=None)
+    args = ap.parse_args(argv)
+    config = ClipTrainConfig.from_dict(json.loads(args.config))
+    dataset = _synthetic(args.synthetic, config.image_size, config.seed)
+    summary = train_clip(dataset, config, args.out, device=args.device, progress=False)
+    rank, _, _ = dist_info()
+    (args.out / f"rank{rank}.json").parent.mkdir(parents=True, exist_ok=True)
+    (args.out / f"rank{rank}.json").write_text(json.dumps(summary, sort_keys=True), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""Evaluation of a knowledge encoder: attribute → term retrieval and text → phenotype normalisation.
+
+* **Attribute → term** (seed 004 §4.1): :func:`models.knowledge.evaluate_attribute_retrieval` on held-out
+  phenotypes: each definition / synonym retrieves the phenotype's name among all names (R@1, R@10).
+* **Normalisation**: each gold mention of an annotated corpus (GSC+: ``start, end, text, HP id`` lines) is
+  embedded and compared with every name and synonym of the candidate terms; a term scores its best label;
+  acc@k = the gold id (mapped through alternative ids / replacements) among the top k terms. Mentions whose
+  gold id is not a candidate term are counted apart (``n_gold_not_in_gallery``) and left out of the accuracy.
+
+:class:`CachedEncoder` embeds every distinct string once, in length-sorted batches (little padding), so the
+two evaluations share one pass over the ~45k HPO strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from models.encoders import TextEncoder
+from models.knowledge import evaluate_attribute_retrieval
+from models.types import PhenotypeAttributes
+
+__all__ = [
+    "CachedEncoder",
+    "GoldMention",
+    "evaluate_knowledge_encoder",
+    "evaluate_normalisation",
+    "read_gold_mentions",
+]
+
+GoldMention = tuple[str, str]  # (mention text, gold HPO id)
+
+
+def read_gold_mentions(path: str | Path) -> list[GoldMention]:
+    """``(text, HP id)`` of every mention line (``start<TAB>end<TAB>text<TAB>HP:…``) of a GSC+-style file."""
+    out: list[GoldMention] = []
+    p = Path(path)
+    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) < 4:
+            continue
+        text, hpo = parts[2].strip(), parts[3].strip()
+        if not hpo.startswith("HP:"):
+            raise ValueError(f"{p}:{lineno}: expected an HP id in column 4, got {hpo!r}")
+        if text:
+            out.append((text, hpo))
+    return out
+
+
+class CachedEncoder:
+    """Wraps a :class:`TextEncoder`: ``encode`` returns cached unit vectors, computing missing ones in
+    length-sorted batches (CPU float32 ``[N, dim]``, input order)."""
+
+    def __init__(self, encoder: TextEncoder, *, batch_size: int = 128, progress: bool = False,
+                 desc: str = "embedding") -> None:
+        self.encoder = encoder
+        self.batch_size = int(batch_size)
+        self.progress = progress
+        self.desc = desc
+        self._cache: dict[str, Tensor] = {}
+
+    def prefill(self, texts: Iterable[str]) -> None:
+        """Embed every text not cached yet (one progress bar for the lot)."""
+        missing = sorted({t for t in texts if t not in self._cache}, key=lambda t: (len(t), t))
+        if not missing:
+            return
+        was_training = self.encoder.training
+        self.encoder.eval()
+        dev = self.encoder.device
+        bar = tqdm(total=len(missing), disable=not self.progress, desc=self.desc, unit="text")
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(missing), self.batch_size):
+                    chunk = missing[start:start + self.batch_size]
+                    tokens = {k: v.to(dev) for k, v in self.encoder.tokenize(chunk).items()}
+                    vecs = self.encoder(**tokens).float().cpu()
+                    for text, vec in zip(chunk, vecs, strict=True):
+                        self._cache[text] = vec.clone()
+                    bar.update(len(chunk))
+        finally:
+            bar.close()
+            self.encoder.train(was_training)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 0) -> Tensor:
+        """Unit vectors of ``texts`` (``batch_size`` is accepted for interface compatibility)."""
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a sequence of strings, not a single string")
+        self.prefill(texts)
+        if not texts:
+            return torch.zeros((0, self.encoder.dim), dtype=torch.float32)
+        return torch.stack([self._cache[t] for t in texts])
+
+
+def evaluate_normalisation(
+    encoder: Any,
+    gallery: Sequence[tuple[str, Sequence[str]]],
+    mentions: Sequence[GoldMention],
+    *,
+    redirects: Mapping[str, str] | None = None,
+    k: Sequence[int] = (1, 5),
+) -> dict[str, float]:
+    """acc@k of mention → term nearest-neighbour search (a term scores its best label).
+
+    ``gallery``: ``(term id, labels)``; ``redirects``: old id → current id for the gold ids.
+    """
+    term_ids = [tid for tid, _ in gallery]
+    index = {tid: i for i, tid in enumerate(term_ids)}
+    labels: list[str] = []
+    owner: list[int] = []
+    for i, (_, texts) in enumerate(gallery):
+        for t in dict.fromkeys(x for x in texts if x):
+            labels.append(t)
+            owner.append(i)
+    result: dict[str, float] = {"n_mentions": float(len(mentions)), "gallery_terms": float(len(term_ids)),
+                                "gallery_labels": float(len(labels))}
+    kept: list[tuple[str, int]] = []
+    for text, gold in mentions:
+        current = redirects.get(gold, gold) if redirects is not None else gold
+        if current in index:
+            kept.append((text, index[current]))
+    result["n_evaluated"] = float(len(kept))
+    result["n_gold_not_in_gallery"] = float(len(mentions) - len(kept))
+    if not kept or not labels:
+        for kk in k:
+            result[f"acc@{kk}"] = float("nan")
+        return result
+    lab = torch.nn.functional.normalize(encoder.encode(labels).float(), dim=-1)
+    qry = torch.nn.functional.normalize(encoder.encode([t for t, _ in kept]).float(), dim=-1)
+    sims = qry @ lab.T  # [Q, L]
+    owner_t = torch.tensor(owner).unsqueeze(0).expand_as(sims)
+    per_term = torch.full((len(kept), len(term_ids)), -2.0).scatter_reduce(1, owner_t, sims, reduce="amax")
+    kmax = min(max(k), len(term_ids))
+    top = per_term.topk(kmax, dim=1).indices
+    hits = top == torch.tensor([t for _, t in kept]).unsqueeze(1)
+    for kk in k:
+        result[f"acc@{kk}"] = float(hits[:, : min(kk, kmax)].any(dim=1).float().mean())
+    return result
+
+
+def evaluate_knowledge_encoder(
+    encoder: TextEncoder,
+    held_out: Sequence[PhenotypeAttributes],
+    *,
+    distractors: Sequence[str] = (),
+    gallery: Sequence[tuple[str, Sequence[str]]] = (),
+    mentions: Sequence[GoldMention] = (),
+    redirects: Mapping[str, str] | None = None,
+    batch_size: int = 128,
+    progress: bool = False,
+    desc: str = "evaluating",
+) -> dict[str, Any]:
+    """Both evaluations with one embedding pass: ``{"attribute_retrieval": {...}, "normalisation": {...}}``
+    (a part is absent when it has no data: no held-out phenotypes, or no gold mentions)."""
+    cached = CachedEncoder(encoder, batch_size=batch_size, progress=progress, desc=desc)
+    texts: list[str] = list(distractors)
+    for p in held_out:
+        texts.append(p.name)
+        if p.definition:
+            texts.append(p.definition)
+        texts.extend(p.synonyms)
+    for _, labels in gallery:
+        texts.extend(labels)
+    texts.extend(t for t, _ in mentions)
+    cached.prefill(t for t in texts if t)
+    out: dict[str, Any] = {}
+    if held_out:
+        out["attribute_retrieval"] = evaluate_attribute_retrieval(cached, held_out, (1, 10),
+                                                                  distractors=distractors)
+    if mentions and gallery:
+        out["normalisation"] = evaluate_normalisation(cached, gallery, mentions, redirects=redirects)
+    return out

@@ -1,0 +1,199 @@
+"""One knowledge-encoder run end to end, on plain data: split, train, evaluate, write the model directory.
+
+The caller reads the data from the graph (:mod:`kg.training_views`, converted by :mod:`models.views`) and
+registers the result (:mod:`kg.registry`); ``phenokg train knowledge-encoder`` and the API's training-job
+worker both call :func:`run_knowledge_training`. Nothing here touches the graph.
+
+Steps:
+
+1. seeded held-out split of the phenotypes (:func:`models.views.split_held_out`);
+2. data hash of (training attributes, held-out ids): equal data and split ⇒ equal hash;
+3. :func:`models.knowledge.train_knowledge_encoder` into ``out_dir`` (resumable);
+4. evaluation of the **trained** encoder and of the **base** (untrained) one with the same settings:
+   attribute → term R@1/R@10 on the held-out phenotypes (gallery: every phenotype name) and text →
+   phenotype normalisation acc@1/@5 on gold mentions (gallery: names and synonyms of every phenotype);
+5. ``config.json`` and ``metrics.json`` (:mod:`models.registry`), each carrying the data hash, seed and code
+   version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import torch
+
+from models.encoders import TextEncoder
+from models.knowledge import CHECKPOINT, ENCODER_DIR, KnowledgeTrainConfig, train_knowledge_encoder
+from models.knowledge_eval import GoldMention, evaluate_knowledge_encoder
+from models.registry import (
+    METRICS_FILE,
+    attribute_records,
+    code_version,
+    data_hash,
+    new_model_id,
+    write_json_atomic,
+    write_model_card,
+)
+from models.types import PhenotypeAttributes
+from models.views import split_held_out
+
+__all__ = ["KIND", "RUN_FILE", "KnowledgeRunResult", "run_knowledge_training"]
+
+KIND: Final = "knowledge-encoder"
+RUN_FILE: Final = "run.json"
+PACKAGED_BASE: Final = "packaged sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass
+class KnowledgeRunResult:
+    """What a run produced: ids, the model directory and the two JSON documents written into it."""
+
+    model_id: str
+    out_dir: Path
+    data_hash: str
+    seed: int
+    code_version: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    held_out_ids: list[str] = field(default_factory=list)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def _pick_device(device: str | None) -> str:
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return str(device)
+
+
+def _headline(ev: Mapping[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part, keys in (("attribute_retrieval", ("R@1", "R@10")), ("normalisation", ("acc@1", "acc@5"))):
+        for key in keys:
+            if part in ev and key in ev[part]:
+                out[key] = float(ev[part][key])
+    return out
+
+
+def run_knowledge_training(
+    attributes: Sequence[PhenotypeAttributes],
+    config: KnowledgeTrainConfig,
+    out_dir: Path,
+    *,
+    held_out_fraction: float = 0.05,
+    mentions: Sequence[GoldMention] = (),
+    gold_path: Path | None = None,
+    redirects: Mapping[str, str] | None = None,
+    data_info: Mapping[str, Any] | None = None,
+    model_id: str | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    evaluate_base: bool = True,
+    eval_batch_size: int = 128,
+    progress: bool = True,
+) -> KnowledgeRunResult:
+    """Split, train, evaluate and write ``config.json`` / ``metrics.json`` into ``out_dir``.
+
+    ``mentions``: gold ``(text, HP id)`` pairs for normalisation (``gold_path`` only recorded);
+    ``redirects``: old → current ids for them. ``data_info``: extra provenance recorded in the config (graph
+    build stamp, release, branch). ``resume`` continues an interrupted run in ``out_dir`` (same data, same
+    config, same model id); without it ``out_dir`` must not hold a run yet.
+    """
+    out = Path(out_dir)
+    dev = _pick_device(device)
+    train_set, held_out = split_held_out(attributes, held_out_fraction, seed=config.seed)
+    held_ids = [p.id for p in held_out]
+    dhash = data_hash({"attributes": attribute_records(train_set), "held_out": held_ids})
+    run_path = out / RUN_FILE
+    if resume and run_path.is_file():
+        saved = json.loads(run_path.read_text(encoding="utf-8"))
+        if saved.get("data_hash") != dhash:
+            raise ValueError(f"cannot resume {out}: the training data changed since the run started "
+                             f"({saved.get('data_hash')} -> {dhash})")
+        model_id = str(saved["model_id"])
+    elif not resume and out.exists() and any((out / f).exists() for f in (CHECKPOINT, METRICS_FILE, RUN_FILE)):
+        raise ValueError(f"{out} already holds a training run: pass --resume to continue it, or another --out")
+    model_id = model_id or new_model_id(KIND)
+    version = code_version()
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    write_json_atomic(run_path, {"model_id": model_id, "data_hash": dhash, "created_at": created,
+                                 "held_out_ids": held_ids})
+
+    started = time.perf_counter()
+    summary = train_knowledge_encoder(train_set, config, out, device=dev, progress=progress, resume=resume)
+    train_s = time.perf_counter() - started
+
+    names = [p.name for p in train_set]
+    gallery = [(p.id, [p.name, *p.synonyms]) for p in attributes]
+    evals: dict[str, Any] = {}
+    eval_started = time.perf_counter()
+    which = [("trained", out / ENCODER_DIR)] + ([("base", None)] if evaluate_base else [])
+    for label, path in which:
+        encoder = TextEncoder.from_pretrained(path if path is not None else config.model_path,
+                                              max_length=config.max_length).to(dev)
+        evals[label] = evaluate_knowledge_encoder(
+            encoder, held_out, distractors=names, gallery=gallery if mentions else (), mentions=mentions,
+            redirects=redirects, batch_size=eval_batch_size, progress=progress, desc=f"evaluating {label}",
+        )
+        del encoder
+    eval_s = time.perf_counter() - eval_started
+
+    run_config: dict[str, Any] = {
+        "kind": KIND,
+        "model_id": model_id,
+        "created_at": created,
+        "base_model": config.model_path or PACKAGED_BASE,
+        "train": config.to_dict(),
+        "held_out_fraction": held_out_fraction,
+        "held_out_ids": held_ids,
+        "data_hash": dhash,
+        "seed": config.seed,
+        "code_version": version,
+        "device": dev,
+        "torch": torch.__version__,
+        "data": {
+            "phenotypes": len(attributes),
+            "train_phenotypes": len(train_set),
+            "held_out_phenotypes": len(held_out),
+            **dict(data_info or {}),
+        },
+        "evaluation": {
+            "gold": str(gold_path) if gold_path is not None else None,
+            "gold_sha256": _sha256_file(gold_path) if gold_path is not None and gold_path.is_file() else None,
+            "gold_mentions": len(mentions),
+            "attribute_queries": ["definition", "synonym"],
+            "attribute_gallery": "held-out names + every training phenotype name",
+            "normalisation_gallery": "names and synonyms of every phenotype in the training view",
+        },
+    }
+    metrics: dict[str, Any] = {
+        "kind": KIND,
+        "model_id": model_id,
+        "data_hash": dhash,
+        "seed": config.seed,
+        "code_version": version,
+        "config": run_config["train"],
+        "train": summary,
+        "eval": evals,
+        "headline": {label: _headline(ev) for label, ev in evals.items()},
+        "timings_s": {"train": round(train_s, 3), "eval": round(eval_s, 3)},
+    }
+    write_model_card(out, run_config, metrics)
+    return KnowledgeRunResult(model_id=model_id, out_dir=out, data_hash=dhash, seed=config.seed,
+                              code_version=version, config=run_config, metrics=metrics, held_out_ids=held_ids)
+
