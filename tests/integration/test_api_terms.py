@@ -9,12 +9,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import AppSettings
-from app.main import create_app
-from kg.build import build
 from kg.config import GraphSettings
 from kg.graph import Graph
-from tests.conftest import clear_graph
+from tests.integration.conftest import assert_problem, mini_app_client
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -23,23 +20,11 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture(scope="module")
 def client(graph: Graph, graph_settings: GraphSettings) -> Iterator[TestClient]:
-    """One mini graph and one app for the module (the tests here only read)."""
-    clear_graph(graph)
-    build(graph, obo=FIXTURES / "mini.obo", hpoa=FIXTURES / "mini.hpoa", include_pack=False, progress=False)
-    settings = AppSettings(**{"PHENOKG_HOME": str(graph_settings.home),  # type: ignore[arg-type]
-                              **({"NEO4J_URI": graph_settings.neo4j_uri} if graph_settings.neo4j_uri else {})})
-    with TestClient(create_app(settings)) as test_client:
+    with mini_app_client(graph, graph_settings) as test_client:
         yield test_client
-    clear_graph(graph)
 
 
-def _problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["status"] == status
-    assert body["title"]
-    return dict(body)
+_problem = assert_problem
 
 
 # ---- lookup --------------------------------------------------------------------------------------------------

@@ -1,0 +1,42 @@
+"""Helpers shared by the API integration tests: an app over the mini fixture graph, problem+json checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from app.config import AppSettings
+from app.main import create_app
+from kg.build import build
+from kg.config import GraphSettings
+from kg.graph import Graph
+from tests.conftest import clear_graph
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+PROBLEM = "application/problem+json"
+
+
+@contextmanager
+def mini_app_client(graph: Graph, graph_settings: GraphSettings) -> Iterator[TestClient]:
+    """The mini fixture graph built into the session server, and the real app serving it."""
+    clear_graph(graph)
+    build(graph, obo=FIXTURES / "mini.obo", hpoa=FIXTURES / "mini.hpoa", include_pack=False, progress=False)
+    settings = AppSettings(**{"PHENOKG_HOME": str(graph_settings.home),  # type: ignore[arg-type]
+                              **({"NEO4J_URI": graph_settings.neo4j_uri} if graph_settings.neo4j_uri else {})})
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+    clear_graph(graph)
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    return dict(body)
