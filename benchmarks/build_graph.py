@@ -27,8 +27,11 @@ annotation rows -- under 45 s and 1.2 GB, and under 60 s in any case):
    the same way.
 
 Each measurement runs in its own Python process (this script re-invoked with ``--worker``), so one run's
-allocations do not inflate the next one's RSS.  Every server started is stopped (try/finally) and every
-temporary home deleted.  Progress goes to stderr; the Markdown report to stdout.
+allocations do not inflate the next one's RSS.  On a shared machine, check the row "other processes' CPU":
+the machine's busy CPU time (``/proc/stat``) minus that of our Python process and JVM, in cores, averaged
+over the build -- wall times are only comparable between runs where it is near 0.  Every server started is
+stopped (try/finally) and every temporary home deleted.  Progress goes to stderr; the Markdown report to
+stdout.
 """
 
 from __future__ import annotations
@@ -88,19 +91,23 @@ Q_PACK_ROWS: dict[str, LiteralString] = {
 }
 
 # ---- the baseline: plain UNWIND … MERGE … SET += in batches of 1,000 -------------------------------
+def _q(text: str) -> LiteralString:
+    """A statement built from constants in this file (labels, relationship types), never from input."""
+    return text  # mypy treats LiteralString as str
+
+
 BASE_NODES: dict[str, LiteralString] = {
-    label: cast(LiteralString, f"UNWIND $rows AS r MERGE (n:{label} {{id: r.id}}) SET n += r.props")
+    label: _q(f"UNWIND $rows AS r MERGE (n:{label} {{id: r.id}}) SET n += r.props")
     for label in ("Phenotype", "Disease")
 }
 BASE_STRUCTURAL: dict[str, LiteralString] = {
-    rel: cast(LiteralString, f"UNWIND $rows AS r MATCH (a:Phenotype {{id: r.source}}) "
-                             f"MATCH (b:Phenotype {{id: r.target}}) MERGE (a)-[:{rel}]->(b)")
+    rel: _q(f"UNWIND $rows AS r MATCH (a:Phenotype {{id: r.source}}) "
+            f"MATCH (b:Phenotype {{id: r.target}}) MERGE (a)-[:{rel}]->(b)")
     for rel in ("IS_A", "REPLACED_BY", "CONSIDER")
 }
 BASE_ANNOTATIONS: dict[str, LiteralString] = {
-    rel: cast(LiteralString, f"UNWIND $rows AS r MATCH (d:Disease {{id: r.source}}) "
-                             f"MATCH (p:Phenotype {{id: r.target}}) "
-                             f"MERGE (d)-[e:{rel}]->(p) SET e += r.props")
+    rel: _q(f"UNWIND $rows AS r MATCH (d:Disease {{id: r.source}}) "
+            f"MATCH (p:Phenotype {{id: r.target}}) MERGE (d)-[e:{rel}]->(p) SET e += r.props")
     for rel in ("HAS_PHENOTYPE", "EXCLUDES")
 }
 BATCH = 1000
