@@ -230,8 +230,13 @@ WHERE ($source IS NULL OR d.source = $source) AND ($ids IS NULL OR d.id IN $ids)
 RETURN collect([d.id, p.id, p.name, e.aspect, e.frequency]) AS rows
 """
 TRAINING_EVIDENCE: Final[LiteralString] = """
-MATCH (e:Evidence)
-RETURN collect([e.id, e.sha256, e.image_uri, e.caption, e.source, e.license]) AS rows
+MATCH (e:Evidence) WHERE $source IS NULL OR e.source = $source
+RETURN collect([e.id, e.sha256, e.image_uri, e.caption, e.source, e.license, e.extra]) AS rows
+"""
+TRAINING_TERM_NAMES: Final[LiteralString] = """
+UNWIND $ids AS id
+MATCH (p:Phenotype {id: id})
+RETURN collect([p.id, p.name]) AS rows
 """
 TRAINING_EVIDENCE_SHOWS: Final[LiteralString] = """
 MATCH (e:Evidence)-[s:SHOWS]->(p:Phenotype)

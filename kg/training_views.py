@@ -13,7 +13,8 @@ dwarfs the data for 10⁴–10⁵ items) and joined in Python:
   abnormalities, not inheritance or onset rows).
 * :func:`evidence_items`: one :class:`EvidenceView` per image–caption pair: image sha256 (and its blob path
   when a blob store root is given), caption, and the phenotype ids the caption shows (certain and hedged
-  apart) and rules out.
+  apart) and rules out, and the record's extra fields (``extra``: dataset, split, label, finding, … as the
+  import file gave them). ``source`` / ``split`` select a dataset and one of its splits.
 
 :func:`id_redirects` maps every id the graph knows (current, alternative, obsolete with a replacement) to
 the current id, for gold standards written against older releases.
@@ -21,6 +22,7 @@ the current id, for gold standards written against older releases.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypedDict
@@ -37,6 +39,7 @@ __all__ = [
     "evidence_items",
     "id_redirects",
     "phenotype_attributes",
+    "phenotype_names",
 ]
 
 PHENOTYPIC_ABNORMALITY: Final = "HP:0000118"
@@ -76,6 +79,7 @@ class EvidenceView(TypedDict):
     shows: list[str]
     uncertain: list[str]
     rules_out: list[str]
+    extra: dict[str, Any]
 
 
 def _rows(graph: Graph, query: Any, **params: Any) -> list[Any]:
@@ -184,9 +188,21 @@ def disease_sets(graph: Graph, source: str | None = None, *, ids: Sequence[str] 
     return out
 
 
-def evidence_items(graph: Graph, *, blob_root: Path | None = None) -> list[EvidenceView]:
-    """Every evidence item with its linked phenotype ids (sorted), by id. ``blob_root``: the
-    :class:`kg.blobs.BlobStore` root, to fill ``blob_path`` (the file may be missing on this machine)."""
+def _extra(value: Any) -> dict[str, Any]:
+    if not value:
+        return {}
+    try:
+        data = json.loads(str(value))
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def evidence_items(graph: Graph, *, blob_root: Path | None = None, source: str | None = None,
+                   split: str | None = None) -> list[EvidenceView]:
+    """Every evidence item (of ``source``; of ``split`` per its extra field) with its linked phenotype ids
+    (sorted), by id. ``blob_root``: the :class:`kg.blobs.BlobStore` root, to fill ``blob_path`` (the file may
+    be missing on this machine)."""
     from kg.blobs import BlobStore
 
     store = BlobStore(blob_root) if blob_root is not None else None
@@ -196,8 +212,11 @@ def evidence_items(graph: Graph, *, blob_root: Path | None = None) -> list[Evide
     for e, pid, _ in _rows(graph, Q.TRAINING_EVIDENCE_RULES_OUT):
         links.setdefault(str(e), {}).setdefault("rules_out", set()).add(str(pid))
     out: list[EvidenceView] = []
-    for eid, sha, uri, caption, source, license_ in sorted(_rows(graph, Q.TRAINING_EVIDENCE),
-                                                          key=lambda r: str(r[0])):
+    for eid, sha, uri, caption, src, license_, extra_json in sorted(
+            _rows(graph, Q.TRAINING_EVIDENCE, source=source), key=lambda r: str(r[0])):
+        extra = _extra(extra_json)
+        if split is not None and str(extra.get("split")) != split:
+            continue
         eid = str(eid)
         blob_path: str | None = None
         if store is not None and sha:
@@ -209,8 +228,15 @@ def evidence_items(graph: Graph, *, blob_root: Path | None = None) -> list[Evide
         shows = lk.get("shows", set())
         out.append(EvidenceView(
             id=eid, sha256=str(sha or ""), image_uri=str(uri) if uri else None, blob_path=blob_path,
-            caption=str(caption or ""), source=str(source) if source else None,
+            caption=str(caption or ""), source=str(src) if src else None,
             license=str(license_) if license_ else None, shows=sorted(shows),
             uncertain=sorted(lk.get("uncertain", set()) - shows), rules_out=sorted(lk.get("rules_out", set())),
+            extra=extra,
         ))
     return out
+
+
+def phenotype_names(graph: Graph, ids: Iterable[str]) -> dict[str, str]:
+    """Names of the given phenotype ids (ids the graph lacks are left out)."""
+    wanted = sorted(set(ids))
+    return {str(i): str(n) for i, n in _rows(graph, Q.TRAINING_TERM_NAMES, ids=wanted)} if wanted else {}

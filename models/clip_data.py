@@ -36,7 +36,9 @@ from models.captions import Granularity, build_caption
 from models.types import DiseaseSets
 
 __all__ = [
+    "CAPTION_SOURCES",
     "PNEUMONIAMNIST_CLASSES",
+    "CaptionSource",
     "ClipBatch",
     "ClipSample",
     "EvidenceDataset",
@@ -120,38 +122,109 @@ def load_npz_split(path: str | Path, split: str = "train") -> tuple[np.ndarray, 
 
 @dataclass(frozen=True)
 class EvidenceRecord:
-    """The fields of an evidence view the dataset needs (``kg.training_views.EvidenceView`` has them)."""
+    """The fields of an evidence view the dataset needs (``kg.training_views.EvidenceView`` has them).
+
+    ``finding`` / ``label`` come from the record's extra fields (``phenokg evidence import-npz`` writes them):
+    the disease whose sets re-caption the image, and the class for zero-shot evaluation (-1: none)."""
 
     id: str
     blob_path: str
     caption: str
     shows: tuple[str, ...] = ()
+    finding: str | None = None
+    label: int = -1
 
     @classmethod
     def from_view(cls, view: Mapping[str, Any]) -> EvidenceRecord:
+        extra = view.get("extra") or {}
+        label = extra.get("label")
         return cls(str(view["id"]), str(view.get("blob_path") or ""), str(view.get("caption") or ""),
-                   tuple(view.get("shows") or ()))
+                   tuple(view.get("shows") or ()), str(extra["finding"]) if extra.get("finding") else None,
+                   int(label) if isinstance(label, int) and not isinstance(label, bool) else -1)
+
+
+CaptionSource = Literal["stored", "coarse", "medium", "fine", "mixed"]
+CAPTION_SOURCES: tuple[str, ...] = ("stored", "coarse", "medium", "fine", "mixed")
+
+
+def _draw_caption(d: DiseaseSets, granularity: CaptionGranularity, key: str, max_items: int | None,
+                  study: str) -> str:
+    rng = random.Random(key)
+    levels: tuple[Granularity, ...] = ("coarse", "medium", "fine")
+    level: Granularity = rng.choice(levels) if granularity == "mixed" else granularity
+    return build_caption(d, level, rng, max_items=max_items, study=study, warn=False).text
 
 
 class EvidenceDataset(Dataset[ClipSample]):
-    """Image–caption evidence read from the blob store."""
+    """Image–caption evidence read from the blob store.
 
-    def __init__(self, items: Sequence[EvidenceRecord | Mapping[str, Any]], *, image_size: int = 224) -> None:
+    ``captions="stored"`` trains on each item's stored caption; ``"coarse" | "medium" | "fine" | "mixed"``
+    re-captions every item from its finding's disease sets (``diseases``, keyed by id) with an RNG seeded by
+    ``(seed, epoch, item id)``, as :class:`SetTheoryCaptionDataset` does. Items without a finding keep their
+    stored caption. Images are decoded once and kept in memory when ``cache_images`` (small datasets).
+    """
+
+    def __init__(self, items: Sequence[EvidenceRecord | Mapping[str, Any]], *, image_size: int = 224,
+                 captions: CaptionSource = "stored", diseases: Mapping[str, DiseaseSets] | None = None,
+                 seed: int = 0, max_items: int | None = 8, study: str = "chest radiograph",
+                 cache_images: bool = True) -> None:
+        if captions not in CAPTION_SOURCES:
+            raise ValueError(f"captions must be one of {', '.join(CAPTION_SOURCES)}, not {captions!r}")
         records = [i if isinstance(i, EvidenceRecord) else EvidenceRecord.from_view(i) for i in items]
         self.image_size = int(image_size)
         self.items = [r for r in records if r.blob_path and r.caption and Path(r.blob_path).is_file()]
         self.missing = [r.id for r in records if r not in self.items]
+        self.captions: CaptionSource = captions
+        self.diseases = dict(diseases or {})
+        if captions != "stored":
+            lacking = sorted({r.finding for r in self.items if r.finding and r.finding not in self.diseases})
+            if lacking:
+                raise ValueError(f"no typical/excluded sets for findings {lacking}: cannot re-caption")
+        self.seed = int(seed)
+        self.max_items = max_items
+        self.study = study
+        self.epoch = 0
+        self._cache: dict[int, Tensor] | None = {} if cache_images else None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose captions ``__getitem__`` draws (call before each epoch)."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> ClipSample:
+    @property
+    def labels(self) -> list[int]:
+        """Every item's class label (-1: none)."""
+        return [r.label for r in self.items]
+
+    def caption_for(self, index: int, epoch: int | None = None) -> str:
+        """The caption item ``index`` gets in ``epoch`` (default: the current one)."""
+        r = self.items[index]
+        if self.captions == "stored" or r.finding is None:
+            return r.caption
+        key = f"{self.seed}:{self.epoch if epoch is None else epoch}:{r.id}"
+        return _draw_caption(self.diseases[r.finding], self.captions, key, self.max_items, self.study)
+
+    def image(self, index: int) -> Tensor:
+        """Item ``index``'s image tensor ``[C, H, W]``."""
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
         from PIL import Image
 
-        r = self.items[index]
-        with Image.open(r.blob_path) as img:
+        with Image.open(self.items[index].blob_path) as img:
             tensor = to_image_tensor(img, self.image_size)
-        return ClipSample(tensor, r.caption, frozenset(r.shows))
+        if self._cache is not None:
+            self._cache[index] = tensor
+        return tensor
+
+    def images(self) -> Tensor:
+        """All images stacked ``[N, C, H, W]`` (for evaluation)."""
+        return torch.stack([self.image(i) for i in range(len(self))]) if len(self) else torch.zeros(0)
+
+    def __getitem__(self, index: int) -> ClipSample:
+        r = self.items[index]
+        return ClipSample(self.image(index), self.caption_for(index), frozenset(r.shows), r.label)
 
 
 class SetTheoryCaptionDataset(Dataset[ClipSample]):
@@ -197,11 +270,8 @@ class SetTheoryCaptionDataset(Dataset[ClipSample]):
     def caption_for(self, index: int, epoch: int | None = None) -> str:
         """The caption item ``index`` gets in ``epoch`` (default: the current one)."""
         label = int(self.labels[index])
-        rng = random.Random(f"{self.seed}:{self.epoch if epoch is None else epoch}:{index}")
-        levels: tuple[Granularity, ...] = ("coarse", "medium", "fine")
-        granularity: Granularity = rng.choice(levels) if self.granularity == "mixed" else self.granularity
-        return build_caption(self.diseases[label], granularity, rng, max_items=self.max_items, study=self.study,
-                             warn=False).text
+        key = f"{self.seed}:{self.epoch if epoch is None else epoch}:{index}"
+        return _draw_caption(self.diseases[label], self.granularity, key, self.max_items, self.study)
 
     def __getitem__(self, index: int) -> ClipSample:
         label = int(self.labels[index])

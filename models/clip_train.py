@@ -38,7 +38,6 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
-from models.captions import prompt_ensemble
 from models.clip_data import ClipBatch, ClipSample, collate_clip
 from models.encoders import CLIPModel, ImageEncoder, TextEncoder
 from models.knowledge import lr_lambda
@@ -51,9 +50,7 @@ __all__ = [
     "TeacherCache",
     "build_clip_model",
     "dist_info",
-    "retrieval_recall",
     "train_clip",
-    "zero_shot_accuracy",
 ]
 
 MODEL_DIR = "model"
@@ -87,6 +84,11 @@ class ClipTrainConfig:
     identity_weight: float = 0.7
     kd_mode: KDMode = "contrastive"
     max_length: int = 64
+    text_trainable_layers: int | None = None
+    """Text-tower layers that train: ``None`` all; ``k`` the top ``k`` transformer layers (embeddings and the
+    rest frozen); ``0`` none — the tower is frozen (LiT-style "locked text"), its caption embeddings are
+    computed once per distinct caption and only the projection heads and the image tower learn. With a frozen
+    tower the distillation term has nothing to act on and is skipped."""
     grad_clip: float | None = 1.0
     seed: int = 0
     amp: bool = True
@@ -96,6 +98,15 @@ class ClipTrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def text_frozen(self) -> bool:
+        return self.text_trainable_layers == 0
+
+    @property
+    def uses_teacher(self) -> bool:
+        """Whether the distillation term runs (``w_kd > 0`` and a text tower that trains)."""
+        return self.w_kd > 0 and not self.text_frozen
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClipTrainConfig:
@@ -112,25 +123,52 @@ def dist_info() -> tuple[int, int, int]:
             int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def build_clip_model(config: ClipTrainConfig) -> tuple[CLIPModel, TextEncoder]:
-    """Student :class:`CLIPModel` and the frozen teacher :class:`TextEncoder`."""
+def freeze_text_layers(text: TextEncoder, trainable_layers: int | None) -> int:
+    """Freeze all but the top ``trainable_layers`` transformer layers (``None``: freeze nothing but BERT's
+    unused pooler); returns how many layers train. Works for BERT-like models (``encoder.layer``)."""
+    model = text.model
+    for name, p in model.named_parameters():
+        if name.startswith("pooler."):  # BERT's pooler is never used (we pool hidden states): no gradient
+            p.requires_grad_(False)
+    layers = getattr(getattr(model, "encoder", None), "layer", None)
+    if trainable_layers is None:
+        return len(layers) if layers is not None else -1
+    if trainable_layers == 0:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return 0
+    if layers is None:
+        raise ValueError(f"text_trainable_layers={trainable_layers}: {type(model).__name__} has no encoder.layer "
+                         "list (use None or 0)")
+    keep = {id(p) for layer in list(layers)[-trainable_layers:] for p in layer.parameters()}
+    for p in model.parameters():
+        if id(p) not in keep:
+            p.requires_grad_(False)
+    return min(trainable_layers, len(layers))
+
+
+def build_clip_model(config: ClipTrainConfig) -> tuple[CLIPModel, TextEncoder | None]:
+    """Student :class:`CLIPModel` and the frozen teacher :class:`TextEncoder` (``None`` when
+    :attr:`ClipTrainConfig.uses_teacher` is false: nothing to distil)."""
     image = ImageEncoder.from_pretrained(config.image_checkpoint, model_name=config.image_model,
                                          pretrained=config.image_pretrained)
     student_text = TextEncoder.from_pretrained(config.text_model, max_length=config.max_length)
-    for name, p in student_text.model.named_parameters():
-        if name.startswith("pooler."):  # BERT's pooler is never used (we pool hidden states): no gradient
+    freeze_text_layers(student_text, config.text_trainable_layers)
+    teacher: TextEncoder | None = None
+    if config.uses_teacher:
+        teacher = TextEncoder.from_pretrained(config.teacher_model or config.text_model,
+                                              max_length=config.max_length)
+        teacher.eval()
+        for p in teacher.parameters():
             p.requires_grad_(False)
-    teacher = TextEncoder.from_pretrained(config.teacher_model or config.text_model, max_length=config.max_length)
-    teacher.eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
     model = CLIPModel(image, student_text, config.embed_dim, init_temperature=config.temperature,
-                      teacher_dim=teacher.dim)
+                      teacher_dim=teacher.dim if teacher is not None else None)
     return model, teacher
 
 
 class TeacherCache:
-    """Frozen-teacher embeddings per caption text (computed once, kept on the CPU)."""
+    """Embeddings of a frozen text encoder per caption text (computed once, kept on the CPU): the KD teacher's,
+    or a frozen student text tower's."""
 
     def __init__(self, teacher: TextEncoder, max_items: int = 200_000) -> None:
         self.teacher = teacher
@@ -210,15 +248,16 @@ def _train(dataset: Dataset[ClipSample], config: ClipTrainConfig, out: Path, dev
     torch.manual_seed(config.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     model, teacher = build_clip_model(config)
     model.to(dev)
-    teacher.to(dev)
-    loss_fn = PhenoLIPLoss(w_kd=config.w_kd, w_soft=config.w_soft, temperature=config.temperature,
-                           kd_temperature=config.temperature, kd_mode=config.kd_mode,
+    if teacher is not None:
+        teacher.to(dev)
+    loss_fn = PhenoLIPLoss(w_kd=config.w_kd if config.uses_teacher else 0.0, w_soft=config.w_soft,
+                           temperature=config.temperature, kd_temperature=config.temperature, kd_mode=config.kd_mode,
                            identity_weight=config.identity_weight).to(dev)
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[dev.index] if dev.type == "cuda" else None,
-            find_unused_parameters=config.w_kd == 0.0,
+            find_unused_parameters=not config.uses_teacher,
         )
     n = len(dataset)  # type: ignore[arg-type]  # map-style datasets have a length
     drop_last = n >= config.batch_size * world
@@ -239,11 +278,15 @@ def _train(dataset: Dataset[ClipSample], config: ClipTrainConfig, out: Path, dev
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_lambda(s, warmup_steps=config.warmup_steps, total_steps=total, schedule="cosine"))
     autocast, scaler, precision = _amp_context(dev, config.amp)
-    teacher_cache = TeacherCache(teacher)
+    teacher_cache = TeacherCache(teacher) if teacher is not None else None
+    text_cache = TeacherCache(model.text_encoder) if config.text_frozen else None
     params = [p for g in optimizer.param_groups for p in g["params"]]
 
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
+        if steps_per_epoch and config.text_frozen and config.w_kd > 0:
+            log_note = {"note": "text tower frozen: the distillation term is skipped"}
+            (out / "notes.json").write_text(json.dumps(log_note) + "\n", encoding="utf-8")
         (out / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n",
                                                encoding="utf-8")
     log = (out / "metrics.jsonl").open("w", encoding="utf-8") if rank == 0 else None
@@ -259,8 +302,8 @@ def _train(dataset: Dataset[ClipSample], config: ClipTrainConfig, out: Path, dev
             if hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(epoch)
             for batch in _batches(loader):
-                losses = _step(net, model, loss_fn, teacher_cache, batch, dev, config, autocast, scaler,
-                               optimizer, params)
+                losses = _step(net, model, loss_fn, teacher_cache, text_cache, batch, dev, config, autocast,
+                               scaler, optimizer, params)
                 scheduler.step()
                 step += 1
                 last = {k: float(v) for k, v in losses.items()}
@@ -297,19 +340,23 @@ def _batches(loader: DataLoader[ClipSample]) -> Iterator[ClipBatch]:
     yield from loader
 
 
-def _step(net: nn.Module, model: CLIPModel, loss_fn: PhenoLIPLoss, teacher: TeacherCache, batch: ClipBatch,
-          dev: torch.device, config: ClipTrainConfig, autocast: contextlib.AbstractContextManager[Any],
-          scaler: torch.amp.GradScaler | None, optimizer: torch.optim.Optimizer,
-          params: list[nn.Parameter]) -> dict[str, Tensor]:
+def _step(net: nn.Module, model: CLIPModel, loss_fn: PhenoLIPLoss, teacher: TeacherCache | None,
+          text_cache: TeacherCache | None, batch: ClipBatch, dev: torch.device, config: ClipTrainConfig,
+          autocast: contextlib.AbstractContextManager[Any], scaler: torch.amp.GradScaler | None,
+          optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> dict[str, Tensor]:
     images = batch.images.to(dev, non_blocking=True)
-    tokens = {k: v.to(dev, non_blocking=True) for k, v in model.tokenize(batch.texts).items()}
     mask = false_negative_mask(batch.texts).to(dev)
     with autocast:
-        feats = net(images, tokens["input_ids"], tokens["attention_mask"])
-    teacher_feats = teacher(batch.texts, dev) if config.w_kd > 0 else None
+        if text_cache is not None:  # frozen text tower: cached caption embeddings, heads only
+            feats = net(images, text_embedding=text_cache(batch.texts, dev))
+        else:
+            tokens = {k: v.to(dev, non_blocking=True) for k, v in model.tokenize(batch.texts).items()}
+            feats = net(images, tokens["input_ids"], tokens["attention_mask"])
+    teacher_feats = teacher(batch.texts, dev) if teacher is not None else None
     losses = loss_fn(
         feats["image_features"].float(), feats["text_features"].float(), feats["logit_scale"].float(),
-        student_text_features=feats["distill_features"].float(), teacher_text_features=teacher_feats,
+        student_text_features=feats["distill_features"].float() if teacher_feats is not None else None,
+        teacher_text_features=teacher_feats,
         phenotype_sets=batch.phenotypes if config.w_soft > 0 else None, false_negative_mask=mask,
     )
     optimizer.zero_grad(set_to_none=True)
@@ -327,73 +374,6 @@ def _step(net: nn.Module, model: CLIPModel, loss_fn: PhenoLIPLoss, teacher: Teac
         optimizer.step()
     model.clamp_logit_scale_()
     return {k: v.detach() for k, v in losses.items()}
-
-
-# ---- evaluation -----------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def _image_features(model: CLIPModel, images: Tensor, batch_size: int, dev: torch.device) -> Tensor:
-    chunks = [model.encode_image(images[i:i + batch_size].to(dev)).float().cpu()
-              for i in range(0, len(images), batch_size)]
-    return torch.cat(chunks) if chunks else torch.zeros((0, model.embed_dim))
-
-
-@torch.no_grad()
-def _text_features(model: CLIPModel, texts: Sequence[str], batch_size: int, dev: torch.device) -> Tensor:
-    chunks = []
-    for i in range(0, len(texts), batch_size):
-        tok = {k: v.to(dev) for k, v in model.tokenize(list(texts[i:i + batch_size])).items()}
-        chunks.append(model.encode_text(tok["input_ids"], tok["attention_mask"]).float().cpu())
-    return torch.cat(chunks) if chunks else torch.zeros((0, model.embed_dim))
-
-
-def zero_shot_accuracy(model: CLIPModel, images: Tensor, labels: Sequence[int], classes: Mapping[int, DiseaseSets],
-                       *, granularity: Literal["coarse", "medium", "fine"] = "coarse",
-                       study: str = "chest radiograph", batch_size: int = 64) -> dict[str, float]:
-    """Zero-shot accuracy with prompt ensembles: each class is the mean of its prompts' text embeddings
-    (:func:`models.captions.prompt_ensemble`); an image takes the most similar class."""
-    was_training = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    try:
-        keys = sorted(classes)
-        protos = []
-        for k in keys:
-            emb = _text_features(model, prompt_ensemble(classes[k], granularity, study=study, warn=False),
-                                 batch_size, dev)
-            protos.append(torch.nn.functional.normalize(emb.mean(dim=0), dim=-1))
-        img = _image_features(model, images, batch_size, dev)
-        pred = (img @ torch.stack(protos).T).argmax(dim=1)
-        truth = torch.tensor([keys.index(int(x)) for x in labels])
-        correct = (pred == truth).float()
-        out = {"accuracy": float(correct.mean()), "n": float(len(truth))}
-        for i, k in enumerate(keys):
-            sel = truth == i
-            if sel.any():
-                out[f"accuracy/{k}"] = float(correct[sel].mean())
-        return out
-    finally:
-        model.train(was_training)
-
-
-def retrieval_recall(model: CLIPModel, images: Tensor, texts: Sequence[str], k: Sequence[int] = (1, 5, 10),
-                     *, batch_size: int = 64) -> dict[str, float]:
-    """I2T and T2I recall@k for row-aligned images and texts (pair i is the only positive of row i)."""
-    was_training = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    try:
-        sims = _image_features(model, images, batch_size, dev) @ _text_features(model, texts, batch_size, dev).T
-    finally:
-        model.train(was_training)
-    target = torch.arange(len(texts)).unsqueeze(1)
-    out: dict[str, float] = {}
-    for name, s in (("I2T", sims), ("T2I", sims.T)):
-        top = s.topk(min(max(k), s.shape[1]), dim=1).indices
-        for kk in k:
-            out[f"{name}@{kk}"] = float((top[:, :kk] == target).any(dim=1).float().mean())
-    return out
 
 
 # ---- smoke entry point (torchrun-compatible) ------------------------------------------------------------

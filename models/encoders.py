@@ -634,13 +634,21 @@ class CLIPModel(nn.Module):
         """Tokenise with the text tower's tokenizer."""
         return self.text_encoder.tokenize(texts)
 
-    def forward(self, images: Tensor, input_ids: Tensor, attention_mask: Tensor) -> dict[str, Tensor]:
+    def forward(self, images: Tensor, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                *, text_embedding: Tensor | None = None) -> dict[str, Tensor]:
         """Features for :class:`models.losses.PhenoLIPLoss`.
 
-        Returns ``image_features``, ``text_features`` (projected, unit length), ``distill_features``
-        (text tower embedding mapped to the teacher's width, unit length) and ``logit_scale`` (multiplier).
+        Text comes as tokens, or as precomputed text-tower embeddings (``text_embedding``, e.g. cached from a
+        frozen tower). Returns ``image_features``, ``text_features`` (projected, unit length),
+        ``distill_features`` (text tower embedding mapped to the teacher's width, unit length) and
+        ``logit_scale`` (multiplier).
         """
-        text_raw = self.text_embedding(input_ids, attention_mask)
+        if text_embedding is not None:
+            text_raw = text_embedding
+        elif input_ids is not None and attention_mask is not None:
+            text_raw = self.text_embedding(input_ids, attention_mask)
+        else:
+            raise ValueError("pass input_ids and attention_mask, or text_embedding")
         return {
             "image_features": self.encode_image(images),
             "text_features": F.normalize(self.text_projection(text_raw), dim=-1),

@@ -205,10 +205,14 @@ def register(app: typer.Typer) -> None:
     """Add ``train``, ``captions`` and ``models`` to the ``phenokg`` app."""
     from app.cli import graph_connection, handle_errors
 
-    train_app = typer.Typer(help="Train models on the graph (knowledge encoder).", no_args_is_help=True)
+    train_app = typer.Typer(help="Train models on the graph (knowledge encoder, image–text model).",
+                            no_args_is_help=True)
     models_app = typer.Typer(help="Registered model versions (one active per kind).", no_args_is_help=True)
     app.add_typer(train_app, name="train")
     app.add_typer(models_app, name="models")
+    from app.commands import clip as clip_commands
+
+    clip_commands.register(app, train_app)
 
     @train_app.command("knowledge-encoder")
     @handle_errors

@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from models.clip_data import EvidenceDataset, SetTheoryCaptionDataset, collate_clip, to_image_tensor
-from models.clip_train import ClipTrainConfig, retrieval_recall, train_clip, zero_shot_accuracy
+from models.clip_eval import retrieval_recall, zero_shot_accuracy
+from models.clip_train import ClipTrainConfig, train_clip
 from models.encoders import CLIPModel
 from models.types import DiseaseSets
 from tests.unit.test_models_knowledge import tiny_bert_dir  # noqa: F401
