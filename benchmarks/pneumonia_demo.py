@@ -56,9 +56,9 @@ def _zero_shot(ev: dict[str, Any]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {"settings": vars(args).copy(), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    out: dict[str, Any] = {"settings": settings, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
                            "steps": {}}
-    out["settings"]["out_dir"] = str(args.out_dir)
     clock = time.perf_counter()
     phenokg("db", "start")
     try:

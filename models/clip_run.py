@@ -27,7 +27,15 @@ from models.clip_data import CaptionSource, EvidenceDataset
 from models.clip_eval import evaluate_clip, linear_probe
 from models.clip_train import MODEL_DIR, ClipTrainConfig, build_clip_model, train_clip
 from models.encoders import CLIP_CONFIG, CLIPModel
-from models.registry import code_version, data_hash, json_safe, new_model_id, write_model_card
+from models.registry import (
+    RunResult,
+    code_version,
+    data_hash,
+    json_safe,
+    new_model_id,
+    pick_device,
+    write_model_card,
+)
 from models.types import DiseaseSets
 
 __all__ = [
@@ -38,7 +46,6 @@ __all__ = [
     "evaluate_model",
     "evaluation_record",
     "load_clip_model",
-    "pick_device",
     "run_clip_training",
     "untrained_model",
 ]
@@ -91,24 +98,7 @@ class ClipData:
         return ds
 
 
-@dataclass
-class ClipRunResult:
-    """What a training run produced."""
-
-    model_id: str
-    out_dir: Path
-    data_hash: str
-    seed: int
-    code_version: str
-    config: dict[str, Any]
-    metrics: dict[str, Any]
-
-
-def pick_device(device: str | None) -> str:
-    """``auto`` / ``None`` → ``cuda`` when there is a GPU, else ``cpu``; anything else as given."""
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
+ClipRunResult = RunResult
 
 
 def clip_model_dir(path: str | Path) -> Path:

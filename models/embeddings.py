@@ -122,8 +122,8 @@ def encoder_info(path: str | Path | None = None, *, quantized: bool = False) -> 
     sha = digest.hexdigest()
     if path is None:
         name = _packaged_name()
-    elif (root / TEXT_CONFIG).exists():
-        name = f"phenokg text encoder {root.name}"
+    elif (root / TEXT_CONFIG).exists():  # a knowledge-encoder model keeps it in <model dir>/encoder
+        name = f"phenokg text encoder {root.parent.name if root.name == 'encoder' else root.name}"
     else:
         name = root.name
     fingerprint = hashlib.sha256(f"{sha}|recipe={RECIPE_VERSION}|int8={quantized}".encode()).hexdigest()[:16]

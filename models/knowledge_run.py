@@ -34,10 +34,12 @@ from models.knowledge import CHECKPOINT, ENCODER_DIR, KnowledgeTrainConfig, trai
 from models.knowledge_eval import GoldMention, evaluate_knowledge_encoder
 from models.registry import (
     METRICS_FILE,
+    RunResult,
     attribute_records,
     code_version,
     data_hash,
     new_model_id,
+    pick_device,
     write_json_atomic,
     write_model_card,
 )
@@ -52,16 +54,9 @@ PACKAGED_BASE: Final = "packaged sentence-transformers/all-MiniLM-L6-v2"
 
 
 @dataclass
-class KnowledgeRunResult:
-    """What a run produced: ids, the model directory and the two JSON documents written into it."""
+class KnowledgeRunResult(RunResult):
+    """A knowledge-encoder run's result, with the held-out phenotype ids."""
 
-    model_id: str
-    out_dir: Path
-    data_hash: str
-    seed: int
-    code_version: str
-    config: dict[str, Any]
-    metrics: dict[str, Any]
     held_out_ids: list[str] = field(default_factory=list)
 
 
@@ -71,14 +66,6 @@ def _sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return "sha256:" + digest.hexdigest()
-
-
-def _pick_device(device: str | None) -> str:
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return str(device)
 
 
 def _headline(ev: Mapping[str, Any]) -> dict[str, float]:
@@ -115,7 +102,7 @@ def run_knowledge_training(
     config, same model id); without it ``out_dir`` must not hold a run yet.
     """
     out = Path(out_dir)
-    dev = _pick_device(device)
+    dev = pick_device(device)
     train_set, held_out = split_held_out(attributes, held_out_fraction, seed=config.seed)
     held_ids = [p.id for p in held_out]
     dhash = data_hash({"attributes": attribute_records(train_set), "held_out": held_ids})

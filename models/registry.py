@@ -36,6 +36,7 @@ __all__ = [
     "ENCODER_DIR",
     "METRICS_FILE",
     "ModelDir",
+    "RunResult",
     "attribute_records",
     "code_version",
     "data_hash",
@@ -43,6 +44,7 @@ __all__ = [
     "knowledge_encoder_dir",
     "load_knowledge_encoder",
     "new_model_id",
+    "pick_device",
     "read_model_dir",
     "write_json_atomic",
     "write_model_card",
@@ -186,3 +188,27 @@ def attribute_records(attributes: Iterable[Any]) -> list[dict[str, Any]]:
     """Canonical records of :class:`models.types.PhenotypeAttributes` for :func:`data_hash` (sorted by id)."""
     rows = [json_safe(a) for a in attributes]
     return sorted(rows, key=lambda r: str(r.get("id", "")))
+
+
+@dataclass
+class RunResult:
+    """What a training run produced: ids, the model directory and the two JSON documents written into it."""
+
+    model_id: str
+    out_dir: Path
+    data_hash: str
+    seed: int
+    code_version: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+def pick_device(device: str | None) -> str:
+    """``auto`` / ``None`` → ``cuda`` when there is a GPU, else ``cpu``; ``cuda…`` without one is an error."""
+    import torch
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return str(device)

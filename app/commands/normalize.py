@@ -37,13 +37,16 @@ def ensure_embeddings(graph: Graph, encoder: str | Path | None = None, *, batch_
                       vector_index: bool = True) -> EmbedReport:
     """Compute the phenotype vectors that are missing or stale (no-op, without loading the model, when none).
 
-    ``encoder``: a text-encoder directory; default ``$PHENOKG_TEXT_ENCODER``, else the packaged MiniLM.
-    The call for ``phenokg serve`` after its build: ``ensure_embeddings(graph)``.
+    ``encoder``: a text-encoder directory; default ``$PHENOKG_TEXT_ENCODER``, else the active knowledge
+    encoder of the model registry, else the packaged MiniLM. The call for ``phenokg serve`` after its build:
+    ``ensure_embeddings(graph)``.
     """
     from kg.embedding_store import EmbedReport, EncoderMeta, embed_graph, embedding_meta, stale_terms
     from models.embeddings import encoder_info, resolve_encoder_path
 
     path = resolve_encoder_path(encoder)
+    if path is None:
+        path = active_knowledge_encoder(graph)
     info = encoder_info(path, quantized=quantize)
     meta = EncoderMeta(info.name, info.path, info.sha256, info.fingerprint, info.quantized)
     if not force:
@@ -61,6 +64,22 @@ def ensure_embeddings(graph: Graph, encoder: str | Path | None = None, *, batch_
         return embedder.encode(texts, batch_size=batch_size, progress=progress, desc="embedding phenotypes")
 
     return embed_graph(graph, encode, meta, force=force, progress=progress, vector_index=vector_index)
+
+
+def active_knowledge_encoder(graph: Graph) -> Path | None:
+    """The text-encoder directory of the active knowledge encoder, if one is active and on this machine."""
+    from kg.registry import active_model
+    from models.registry import knowledge_encoder_dir
+
+    active = active_model(graph, "knowledge-encoder")
+    if active is None:
+        return None
+    path = knowledge_encoder_dir(active.path)
+    if not path.is_dir():
+        typer.echo(f"phenokg: warning: the active knowledge encoder {active.id} is missing ({path}); "
+                   "using the packaged MiniLM", err=True)
+        return None
+    return path
 
 
 def _no_encode(texts: Sequence[str], progress: bool) -> Any:
@@ -151,7 +170,8 @@ def register(app: typer.Typer) -> None:
 
     def kg_embed(
         encoder: Annotated[str | None, typer.Option(
-            help="Text encoder directory (default: $PHENOKG_TEXT_ENCODER, else the packaged all-MiniLM-L6-v2).")
+            help="Text encoder directory (default: $PHENOKG_TEXT_ENCODER, else the active knowledge encoder, "
+                 "else the packaged all-MiniLM-L6-v2).")
         ] = None,
         batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=4096, help="Texts per batch.")] = 256,
         force: Annotated[bool, typer.Option("--force", help="Re-embed every term, not only missing/stale ones.")

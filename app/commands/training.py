@@ -136,10 +136,24 @@ def train_knowledge_encoder_command(
             registered = register_model(graph, version)
         if activate:
             registered = activate_version(graph, registered.id)
+            reembed(graph, registered, progress=not quiet)
     return {"id": registered.id, "kind": registered.kind, "path": registered.path, "active": registered.active,
             "data_hash": result.data_hash, "seed": result.seed, "code_version": result.code_version,
             "held_out_phenotypes": len(result.held_out_ids), "train": result.metrics["train"],
             "headline": result.metrics["headline"], "timings_s": result.metrics["timings_s"]}
+
+
+def reembed(graph: Graph, version: ModelVersion, *, progress: bool = True) -> dict[str, Any] | None:
+    """After activating a knowledge encoder: re-embed the phenotypes with it, so search and normalisation use
+    it (the API notices the new embedding stamp and loads the encoder recorded with the vectors)."""
+    if version.kind != "knowledge-encoder":
+        return None
+    from app.commands.normalize import ensure_embeddings
+    from models.registry import knowledge_encoder_dir
+
+    _note(f"re-embedding the phenotypes with {version.id} (search and normalisation switch to it)")
+    report = ensure_embeddings(graph, knowledge_encoder_dir(version.path), progress=progress)
+    return report.as_dict()
 
 
 # ---- captions -------------------------------------------------------------------------------------------
@@ -351,8 +365,12 @@ def register(app: typer.Typer) -> None:
     def models_activate(
         model_id: Annotated[str, typer.Argument(help="Model version id (see `phenokg models list`).")],
         force: Annotated[bool, typer.Option("--force", help="Activate even if its directory is missing.")] = False,
+        embed: Annotated[bool, typer.Option("--embed/--no-embed", help="Knowledge encoders: re-embed the "
+                                            "phenotypes with it now (search switches to it).")] = True,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
-        """Make a model version the active one of its kind (the others of that kind are deactivated)."""
+        """Make a model version the active one of its kind (the others of that kind are deactivated); a knowledge
+        encoder also re-embeds the phenotypes used by search and normalisation."""
         from kg.errors import NotFoundError
         from kg.registry import activate_model, get_model
 
@@ -365,4 +383,9 @@ def register(app: typer.Typer) -> None:
             if not force and not Path(m.path).is_dir():
                 _exit(f"model directory of {model_id} is missing: {m.path} (use --force to activate anyway)", 2)
             m = activate_model(graph, model_id)
-        typer.echo(f"activated {m.id} ({m.kind}): {m.path}")
+            typer.echo(f"activated {m.id} ({m.kind}): {m.path}")
+            if embed and Path(m.path).is_dir():
+                report = reembed(graph, m, progress=not quiet)
+                if report is not None:
+                    typer.echo(f"phenotype vectors: {report['embedded_strings']} strings embedded "
+                               f"({report['encoder']})")

@@ -15,6 +15,7 @@ from kg.build import build
 from kg.config import GraphSettings
 from kg.embedding_store import embedding_meta, stale_terms
 from kg.graph import Graph
+from tests.unit.test_models_knowledge import tiny_bert_dir  # noqa: F401
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -189,3 +190,34 @@ def test_openapi_documents_search_and_normalize(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/search" in spec["paths"] and "/normalize" in spec["paths"]
     assert "413" in spec["paths"]["/normalize"]["post"]["responses"]
+
+
+def test_activating_a_knowledge_encoder_switches_search(client: TestClient, embedded_graph: Graph,
+                                                        tiny_bert_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    """`models activate` → re-embedding with the active encoder → the running API answers with it."""
+    import time
+
+    from kg.registry import ModelVersion, activate_model, register_model
+    from models.encoders import TextEncoder
+
+    model_dir = tmp_path / "ke-tiny"
+    TextEncoder.from_pretrained(tiny_bert_dir).save(model_dir / "encoder")
+    (model_dir / "config.json").write_text("{}", encoding="utf-8")
+    register_model(embedded_graph, ModelVersion(id="ke-tiny-1", kind="knowledge-encoder", path=str(model_dir)))
+    try:
+        activate_model(embedded_graph, "ke-tiny-1")
+        report = ensure_embeddings(embedded_graph, progress=False)  # default encoder: the active one
+        assert report.embedded_terms == 13 and report.encoder == "phenokg text encoder ke-tiny"
+        deadline = time.monotonic() + 15
+        while True:
+            body = client.get("/search", params={"q": "enlarged heart", "mode": "semantic"}).json()
+            if body["encoder"] == report.encoder or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert body["semantic"] is True and body["encoder"] == "phenokg text encoder ke-tiny", body
+        norm = client.post("/normalize", json={"mentions": ["enlarged heart"]}).json()
+        assert norm["encoder"] == "phenokg text encoder ke-tiny"
+    finally:
+        embedded_graph.write("MATCH (m:ModelVersion {id: $id}) DETACH DELETE m", id="ke-tiny-1")
+        restored = ensure_embeddings(embedded_graph, progress=False)  # back to the packaged MiniLM
+        assert "MiniLM" in restored.encoder

@@ -123,6 +123,12 @@ def test_train_knowledge_encoder_and_models(home: Path, tiny_bert: Path, tmp_pat
     assert again.returncode == 2 and "already holds a training run" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
 
+    # activating re-embedded the phenotypes with it: `kg embed` (default: the active encoder) has nothing to do
+    emb = run(home, "kg", "embed", "--quiet")
+    assert emb.returncode == 0, emb.stderr
+    report = json.loads(emb.stdout)
+    assert (report["up_to_date"], report["encoder"]) == (True, "phenokg text encoder ke"), report
+
     act = run(home, "models", "activate", summary["id"])
     assert act.returncode == 0 and act.stdout.startswith(f"activated {summary['id']}")
     missing = run(home, "models", "activate", "knowledge-encoder-nope")
@@ -130,3 +136,78 @@ def test_train_knowledge_encoder_and_models(home: Path, tiny_bert: Path, tmp_pat
         "phenokg: error: no model version 'knowledge-encoder-nope'"
     text = run(home, "models", "list").stdout
     assert text.startswith(f"* {summary['id']}  knowledge-encoder")
+
+
+def _tiny_npz(path: Path) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 12), ("val", 4), ("test", 8)):
+        labels = np.arange(n) % 2
+        images = (rng.random((n, 28, 28)) * 255).astype(np.uint8)
+        images[labels == 1, :14] //= 4
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels.reshape(-1, 1).astype(np.uint8)
+    np.savez(path, **arrays)
+    return path
+
+
+def test_clip_import_train_evaluate(home: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    npz = _tiny_npz(tmp_path / "tiny.npz")
+    labels = "0=OMIM:100001,1=ORPHA:200002"
+    imp = run(home, "evidence", "import-npz", str(npz), "--labels", labels, "--license", "CC0", "--dataset",
+              "tinymnist", "--quiet")
+    assert imp.returncode == 0, imp.stderr
+    report = json.loads(imp.stdout)
+    assert (report["rows"], report["created"], report["errors"]) == (24, 24, 0)
+    assert report["per_split"] == {"train": 12, "val": 4, "test": 8} and report["links_shows"] > 0
+    again = json.loads(run(home, "evidence", "import-npz", str(npz), "--labels", labels, "--license", "CC0",
+                           "--dataset", "tinymnist", "--quiet").stdout)
+    assert (again["created"], again["unchanged"], again["images_stored"]) == (0, 24, 0)  # idempotent
+    for bad_labels, message in (("0=OMIM:999999", "OMIM:999999"), ("zero=OMIM:100001", "integer")):
+        bad = run(home, "evidence", "import-npz", str(npz), "--labels", bad_labels, "--license", "CC0")
+        assert bad.returncode == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+    model_dir = tmp_path / "clip"
+    out = run(home, "train", "clip", "--source", "tinymnist", "--captions", "fine", "--image-size", "32",
+              "--max-steps", "2", "--batch-size", "4", "--text-model", str(tiny_bert), "--text-layers", "1",
+              "--k", "1,3", "--out", str(model_dir), "--quiet", timeout=300)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["kind"] == "clip" and summary["train"]["steps"] == 2 and summary["seed"] == 0
+    assert {"zero_shot_coarse", "zero_shot_medium", "zero_shot_fine", "I2T@1"} <= set(summary["headline"])
+    assert (model_dir / "model" / "phenokg_clip.json").is_file()
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["captions"] == "fine" and config["data_hash"] == summary["data_hash"]
+    assert config["data"]["items"] == 12 and config["data"]["split"] == "train"
+    assert config["train"]["text_trainable_layers"] == 1 and summary["train"]["final"]["distill"] > 0
+
+    result_file = tmp_path / "eval.json"
+    ev = run(home, "evaluate", summary["id"], "--source", "tinymnist", "--split", "test", "--probe-split", "train",
+             "--k", "1,3", "--record", "--out", str(result_file), timeout=300)
+    assert ev.returncode == 0, ev.stderr
+    result = json.loads(ev.stdout)
+    assert result == json.loads(result_file.read_text())
+    assert result["seed"] == 0 and result["code_version"] and result["data_hash"].startswith("sha256:")
+    assert result["config"]["evaluation"] == {"image_size": 32, "k": [1, 3], "probe_split": "train"}
+    metrics = result["metrics"]
+    assert {g: metrics["zero_shot"][g]["n"] for g in ("coarse", "medium", "fine")} == \
+        {"coarse": 8, "medium": 8, "fine": 8}
+    assert {"I2P@1", "I2P@3", "P2I@1", "P2I@3"} <= set(metrics["phenotype_retrieval"])
+    assert 0 <= metrics["linear_probe"]["accuracy"] <= 1 and metrics["linear_probe"]["train_n"] == 12
+    shown = json.loads(run(home, "models", "show", summary["id"]).stdout)
+    assert [e["data_hash"] for e in shown["metrics"]["evaluations"]] == [result["data_hash"]]
+
+    untrained = run(home, "evaluate", "untrained", "--source", "tinymnist", "--text-model", str(tiny_bert),
+                    "--image-size", "32", timeout=300)
+    assert untrained.returncode == 0, untrained.stderr
+    assert json.loads(untrained.stdout)["model"]["id"] == "untrained"
+
+    for args, message in ((("evaluate", "clip-nope", "--source", "tinymnist"), "neither a model directory"),
+                          (("evaluate", summary["id"], "--source", "nosuch"), "no evidence for source"),
+                          (("evaluate", summary["id"], "--source", "tinymnist", "--k", "0"), "--k"),
+                          (("train", "clip", "--source", "tinymnist", "--captions", "huge"), "--captions"),
+                          (("train", "clip", "--source", "tinymnist", "--out", str(model_dir)), "not empty")):
+        bad = run(home, *args)
+        assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr

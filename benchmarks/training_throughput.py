@@ -1,0 +1,187 @@
+"""Training throughput (samples/s) and peak memory of the image–text trainer and the knowledge encoder.
+
+Synthetic inputs of the real shapes go through the real trainer (:func:`models.clip_train.train_clip`:
+EfficientNet-Lite0 + all-MiniLM-L6-v2, PhenoLIP loss with the distillation term) for ``--steps`` steps after
+``--warmup`` steps; the rate counts the timed steps only. Settings, each one row:
+
+* ``clip``: CLIP at ``--image-size`` (224 by default) with the whole text tower training (the GPU setting);
+* ``clip-frozen-text``: the same with the text tower frozen and its caption embeddings cached;
+* ``clip-frozen-text-64px``: the CPU demonstration's setting (64 px, frozen text);
+* ``knowledge-encoder``: MiniLM attribute pairs (2 texts per sample), for reference.
+
+On CUDA it also samples GPU utilisation (``nvidia-smi``) while the timed steps run and uses AMP, pinned
+memory and ``--workers`` DataLoader workers; on the CPU it reports the process's peak RSS.
+
+    python benchmarks/training_throughput.py [--device auto] [--steps 5] [--batch-size 32] [--only clip …]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import Dataset  # noqa: E402
+
+from models.clip_data import ClipSample, SetTheoryCaptionDataset  # noqa: E402
+from models.clip_train import ClipTrainConfig, train_clip  # noqa: E402
+from models.types import DiseaseSets  # noqa: E402
+
+DISEASES = {
+    0: DiseaseSets("CXR:no_finding", "No finding", (), (("HP:0002090", "Pneumonia"), ("HP:0002202", "Pleural "
+                                                                                            "effusion"))),
+    1: DiseaseSets("CXR:pneumonia", "Pneumonia", (("HP:0032177", "Parenchymal consolidation"),
+                                                  ("HP:0033212", "Air bronchogram")),
+                   (("HP:0100598", "Pulmonary edema"),)),
+}
+
+
+class TimedDataset(Dataset[ClipSample]):
+    """Synthetic labelled 28 px images captioned from set-theory templates (resized like the real data)."""
+
+    def __init__(self, n: int, image_size: int) -> None:
+        rng = np.random.default_rng(0)
+        labels = rng.integers(0, 2, size=n)
+        images = (rng.random((n, 28, 28)) * 255).astype(np.uint8)
+        self.inner = SetTheoryCaptionDataset(images, labels, DISEASES, image_size=image_size)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, i: int) -> ClipSample:
+        return self.inner[i]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.inner.set_epoch(epoch)
+
+
+class GpuSampler:
+    """Poll ``nvidia-smi`` for utilisation every 0.2 s while running."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                                     capture_output=True, text=True, timeout=5).stdout.split()
+                if out:
+                    self.samples.append(float(out[0]))
+            except (OSError, subprocess.SubprocessError, ValueError):
+                return
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> GpuSampler:
+        if shutil.which("nvidia-smi"):
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+
+def _rss_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def clip_rate(args: argparse.Namespace, image_size: int, text_layers: int | None) -> dict[str, Any]:
+    """Samples/s of ``warmup + steps`` steps minus ``warmup`` steps, from the trainer's own step log."""
+    dev = args.device
+    n = args.batch_size * (args.warmup + args.steps)
+    config = ClipTrainConfig(image_size=image_size, batch_size=args.batch_size, max_steps=args.warmup + args.steps,
+                             text_trainable_layers=text_layers, num_workers=args.workers if dev != "cpu" else 0,
+                             log_every=1, amp=True)
+    with tempfile.TemporaryDirectory() as tmp, GpuSampler() as gpu:
+        summary = train_clip(TimedDataset(n, image_size), config, Path(tmp), device=dev, progress=False)
+        rows = [json.loads(x) for x in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
+    times = {r["step"]: r["time_s"] for r in rows}
+    timed = times[args.warmup + args.steps] - times[args.warmup]
+    out: dict[str, Any] = {"image_size": image_size, "text_trainable_layers": text_layers,
+                           "batch_size": args.batch_size, "timed_steps": args.steps,
+                           "samples_per_s": round(args.batch_size * args.steps / timed, 1),
+                           "s_per_step": round(timed / args.steps, 3), "precision": summary["precision"],
+                           "peak_rss_mb": round(_rss_peak_mb())}
+    if dev.startswith("cuda"):
+        out["peak_gpu_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
+        out["gpu_util_mean"] = round(sum(gpu.samples) / len(gpu.samples), 1) if gpu.samples else None
+    return out
+
+
+def knowledge_rate(args: argparse.Namespace) -> dict[str, Any]:
+    from models.knowledge import KnowledgeTrainConfig, train_knowledge_encoder
+    from models.types import PhenotypeAttributes
+
+    n = args.batch_size * (args.warmup + args.steps) * 2
+    phenos = [PhenotypeAttributes(f"HP:{i:07d}", f"Abnormality number {i} of the organ system",
+                                  f"A deviation from normal structure number {i}, observed on examination.",
+                                  (f"synonym {i}",), ()) for i in range(n)]
+    cfg = KnowledgeTrainConfig(batch_size=args.batch_size, max_steps=args.warmup + args.steps, log_every=1,
+                               checkpoint_every=10_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        summary = train_knowledge_encoder(phenos, cfg, Path(tmp), device=args.device, progress=False)
+        total = time.perf_counter() - t0
+    steps = int(summary["steps"])
+    return {"batch_size": args.batch_size, "steps": steps,
+            "pairs_per_s_incl_startup": round(args.batch_size * steps / total, 1), "peak_rss_mb": round(_rss_peak_mb())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--only", nargs="*", default=None,
+                    choices=["clip", "clip-frozen-text", "clip-frozen-text-64px", "knowledge-encoder"])
+    args = ap.parse_args(argv)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    which = args.only or ["clip", "clip-frozen-text", "clip-frozen-text-64px", "knowledge-encoder"]
+    result: dict[str, Any] = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+                   f"{torch.__version__}, threads {torch.get_num_threads()}",
+        "device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
+        "rows": {},
+    }
+    for name in which:
+        started = time.perf_counter()
+        if name == "clip":
+            row = clip_rate(args, args.image_size, None)
+        elif name == "clip-frozen-text":
+            row = clip_rate(args, args.image_size, 0)
+        elif name == "clip-frozen-text-64px":
+            row = clip_rate(args, 64, 0)
+        else:
+            row = knowledge_rate(args)
+        row["wall_s"] = round(time.perf_counter() - started, 1)
+        result["rows"][name] = row
+        print(name, json.dumps(row), file=sys.stderr, flush=True)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
