@@ -130,21 +130,27 @@ def plot(result: dict[str, Any], path: Path) -> None:
     models = [("untrained", [_zero_shot(result["untrained"]["metrics"])])]
     models += [(f"trained: {g}", [_zero_shot(result["trained"][f"{g}/{s}"]["eval"]) for s in seeds])
                for g in GRANULARITIES]
-    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(8.5, 4.6), dpi=120)
     width = 0.25
     for j, prompt in enumerate(GRANULARITIES):
-        means = [sum(z[prompt] for z in zs) / len(zs) for _, zs in models]
+        values = [[z[prompt] for z in zs] for _, zs in models]
+        means = [sum(v) / len(v) for v in values]
+        spread = [[m - min(v) for m, v in zip(means, values, strict=True)],
+                  [max(v) - m for m, v in zip(means, values, strict=True)]]
         xs = [i + (j - 1) * width for i in range(len(models))]
-        ax.bar(xs, means, width, label=f"{prompt} prompts")
+        ax.bar(xs, means, width, label=f"{prompt} prompts", yerr=spread if len(seeds) > 1 else None, capsize=2)
         for x, m in zip(xs, means, strict=True):
-            ax.text(x, m + 0.01, f"{m:.2f}", ha="center", fontsize=7)
+            ax.text(x, m + 0.015, f"{m:.2f}", ha="center", fontsize=7)
     probe = result["untrained"]["metrics"]["linear_probe"]["accuracy"]
     ax.axhline(probe, color="black", linestyle="--", linewidth=1, label=f"linear probe ({probe:.2f})")
+    ax.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="chance (balanced test set)")
     ax.set_xticks(range(len(models)), [m for m, _ in models])
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("zero-shot accuracy (test)")
-    ax.set_title("PneumoniaMNIST normal vs pneumonia: zero-shot with prompt ensembles")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.set_ylim(0, 1.2)
+    n_test = int(result["untrained"]["metrics"]["zero_shot"]["coarse"]["n"])
+    ax.set_ylabel(f"zero-shot accuracy (test, n={n_test})")
+    runs = f"mean of seeds {', '.join(map(str, seeds))}, bars: min–max" if len(seeds) > 1 else f"seed {seeds[0]}"
+    ax.set_title(f"PneumoniaMNIST normal vs pneumonia: zero-shot with prompt ensembles ({runs})", fontsize=10)
+    ax.legend(loc="upper left", fontsize=7, ncol=3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -54,6 +54,12 @@ def parse_label_map(text: str) -> dict[int, str]:
     return out
 
 
+def _subset(n: int, limit: int | None, key: str) -> list[int]:
+    if limit is None or limit >= n:
+        return list(range(n))
+    return sorted(random.Random(key).sample(range(n), limit))
+
+
 @dataclass(frozen=True)
 class NpzManifest:
     """What :func:`write_npz_manifest` wrote."""
@@ -80,8 +86,9 @@ def write_npz_manifest(
 ) -> NpzManifest:
     """Write PNGs and ``manifest.jsonl`` into ``out_dir`` for ``splits`` of ``npz`` (labels → ``diseases``).
 
-    ``limit``: at most this many images per split (the first ones). Raises ``ValueError`` for a label
-    without a disease or a split the file lacks, before anything is written.
+    ``limit``: at most this many images per split, a seeded random subset (files are often sorted by class),
+    kept in file order. Raises ``ValueError`` for a label without a disease or a split the file lacks, before
+    anything is written.
     """
     out = Path(out_dir)
     arrays = {s: load_npz_split(npz, s) for s in splits}
@@ -94,13 +101,13 @@ def write_npz_manifest(
                              f"{images.shape}")
     out.mkdir(parents=True, exist_ok=True)
     per_split: dict[str, int] = {}
-    total = sum(min(len(lbl), limit) if limit is not None else len(lbl) for _, lbl in arrays.values())
+    chosen = {split: _subset(len(labels), limit, f"{seed}:{split}") for split, (_, labels) in arrays.items()}
+    total = sum(len(c) for c in chosen.values())
     with (out / MANIFEST).open("w", encoding="utf-8") as manifest, \
             tqdm(total=total, desc="writing images", unit="image", disable=not progress, mininterval=0.5) as bar:
         for split, (images, labels) in arrays.items():
-            n = len(labels) if limit is None else min(len(labels), limit)
             (out / split).mkdir(exist_ok=True)
-            for i in range(n):
+            for i in chosen[split]:
                 label = int(labels[i])
                 disease = diseases[label]
                 rng = random.Random(f"{seed}:{split}:{i}")
@@ -112,5 +119,5 @@ def write_npz_manifest(
                           "granularity": granularity}
                 manifest.write(json.dumps(record, ensure_ascii=False) + "\n")
                 bar.update(1)
-            per_split[split] = n
+            per_split[split] = len(chosen[split])
     return NpzManifest(out / MANIFEST, sum(per_split.values()), per_split)
