@@ -9,8 +9,9 @@ EfficientNet-Lite0 + all-MiniLM-L6-v2, PhenoLIP loss with the distillation term)
 * ``clip-frozen-text-64px``: the CPU demonstration's setting (64 px, frozen text);
 * ``knowledge-encoder``: MiniLM attribute pairs (2 texts per sample), for reference.
 
-On CUDA it also samples GPU utilisation (``nvidia-smi``) while the timed steps run and uses AMP, pinned
-memory and ``--workers`` DataLoader workers; on the CPU it reports the process's peak RSS.
+Each row reports the process's peak resident memory while it ran (sampled; the process already holds
+torch and earlier rows' leftovers). On CUDA it also samples GPU utilisation (``nvidia-smi``) during the run
+and uses AMP, pinned memory and ``--workers`` DataLoader workers.
 
     python benchmarks/training_throughput.py [--device auto] [--steps 5] [--batch-size 32] [--only clip …]
 """
@@ -21,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -100,8 +100,32 @@ class GpuSampler:
             self._thread.join(timeout=5)
 
 
-def _rss_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class RssSampler:
+    """Peak resident memory of this process while running (sampled every 50 ms)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    @property
+    def peak_mb(self) -> int:
+        return round(self.peak / 2**20)
 
 
 def clip_rate(args: argparse.Namespace, image_size: int, text_layers: int | None) -> dict[str, Any]:
@@ -111,7 +135,7 @@ def clip_rate(args: argparse.Namespace, image_size: int, text_layers: int | None
     config = ClipTrainConfig(image_size=image_size, batch_size=args.batch_size, max_steps=args.warmup + args.steps,
                              text_trainable_layers=text_layers, num_workers=args.workers if dev != "cpu" else 0,
                              log_every=1, amp=True)
-    with tempfile.TemporaryDirectory() as tmp, GpuSampler() as gpu:
+    with tempfile.TemporaryDirectory() as tmp, GpuSampler() as gpu, RssSampler() as rss:
         summary = train_clip(TimedDataset(n, image_size), config, Path(tmp), device=dev, progress=False)
         rows = [json.loads(x) for x in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
     times = {r["step"]: r["time_s"] for r in rows}
@@ -120,7 +144,7 @@ def clip_rate(args: argparse.Namespace, image_size: int, text_layers: int | None
                            "batch_size": args.batch_size, "timed_steps": args.steps,
                            "samples_per_s": round(args.batch_size * args.steps / timed, 1),
                            "s_per_step": round(timed / args.steps, 3), "precision": summary["precision"],
-                           "peak_rss_mb": round(_rss_peak_mb())}
+                           "peak_rss_mb": rss.peak_mb}
     if dev.startswith("cuda"):
         out["peak_gpu_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
         out["gpu_util_mean"] = round(sum(gpu.samples) / len(gpu.samples), 1) if gpu.samples else None
@@ -137,13 +161,13 @@ def knowledge_rate(args: argparse.Namespace) -> dict[str, Any]:
                                   (f"synonym {i}",), ()) for i in range(n)]
     cfg = KnowledgeTrainConfig(batch_size=args.batch_size, max_steps=args.warmup + args.steps, log_every=1,
                                checkpoint_every=10_000)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, RssSampler() as rss:
         t0 = time.perf_counter()
         summary = train_knowledge_encoder(phenos, cfg, Path(tmp), device=args.device, progress=False)
         total = time.perf_counter() - t0
     steps = int(summary["steps"])
     return {"batch_size": args.batch_size, "steps": steps,
-            "pairs_per_s_incl_startup": round(args.batch_size * steps / total, 1), "peak_rss_mb": round(_rss_peak_mb())}
+            "pairs_per_s_incl_startup": round(args.batch_size * steps / total, 1), "peak_rss_mb": rss.peak_mb}
 
 
 def main(argv: list[str] | None = None) -> int:
