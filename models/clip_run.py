@@ -25,7 +25,7 @@ import torch
 
 from models.clip_data import CaptionSource, EvidenceDataset
 from models.clip_eval import evaluate_clip, linear_probe
-from models.clip_train import MODEL_DIR, ClipTrainConfig, build_clip_model, train_clip
+from models.clip_train import MODEL_DIR, ClipTrainConfig, build_clip_model, dist_info, train_clip
 from models.encoders import CLIP_CONFIG, CLIPModel
 from models.registry import (
     RunResult,
@@ -174,7 +174,11 @@ def run_clip_training(
     progress: bool = True,
 ) -> ClipRunResult:
     """Train on ``train`` (captions as stored, or re-drawn at one granularity), evaluate on ``eval_data``,
-    write ``config.json`` / ``metrics.json`` into ``out_dir`` (which must not hold a run yet)."""
+    write ``config.json`` / ``metrics.json`` into ``out_dir`` (which must not hold a run yet).
+
+    Under ``torchrun`` every rank calls this with the same arguments (same ``out_dir`` and ``model_id``);
+    training is data-parallel and rank 0 alone evaluates and writes; other ranks return the training summary.
+    """
     out = Path(out_dir)
     if (out / "config.json").exists() or (out / MODEL_DIR).exists():
         raise ValueError(f"{out} already holds a model: choose another --out")
@@ -185,6 +189,8 @@ def run_clip_training(
     version = code_version()
     created = datetime.now(UTC).isoformat(timespec="seconds")
     summary = train_clip(dataset, config, out, device=dev, progress=progress)
+    if dist_info()[0] != 0:  # under torchrun only rank 0 evaluates and writes the model card
+        return ClipRunResult(model_id, out, dhash, config.seed, version, {}, {"train": summary})
     metrics: dict[str, Any] = {"kind": KIND, "model_id": model_id, "data_hash": dhash, "seed": config.seed,
                                "code_version": version, "train": summary}
     if eval_data is not None:

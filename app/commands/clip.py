@@ -190,7 +190,10 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
         device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N].")] = "auto",
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
-        """Train an image–text model (PhenoLIP stage 2) on graph evidence and register it (kind clip)."""
+        """Train an image–text model (PhenoLIP stage 2) on graph evidence and register it (kind clip).
+
+        Data-parallel over N GPUs (or CPU processes): `phenokg db start`, then
+        `torchrun --nproc_per_node N -m app.cli train clip … --out DIR`; rank 0 evaluates and registers."""
         from kg.config import GraphSettings
         from kg.registry import ModelVersion, register_model
         from kg.registry import activate_model as activate_version
@@ -209,7 +212,12 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
             layers = int(text_layers)
         if image_checkpoint is not None and not image_checkpoint.expanduser().exists():
             raise FileNotFoundError(f"--image-checkpoint {image_checkpoint}: no such file or directory")
-        if out is not None and out.exists() and any(out.iterdir()):
+        from models.clip_train import dist_info
+
+        rank, world, _ = dist_info()
+        if world > 1 and out is None:
+            raise ValueError("under torchrun pass --out DIR: every rank must write to the same directory")
+        if rank == 0 and out is not None and out.exists() and any(out.iterdir()):
             raise ValueError(f"--out {out} is not empty: choose another directory")
         if quiet:
             from transformers.utils import logging as hf_logging
@@ -230,12 +238,15 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
             batch_size=batch_size, lr=lr, text_lr=text_lr, epochs=epochs, max_steps=max_steps,
             warmup_steps=warmup_steps, temperature=tau, w_kd=w_kd, w_soft=w_soft, text_trainable_layers=layers,
             seed=seed, num_workers=num_workers)
-        model_id = new_model_id(KIND)
+        # under torchrun the id derives from --out so that every rank agrees on it
+        model_id = f"{KIND}-{out.resolve().name}" if world > 1 and out is not None else new_model_id(KIND)
         out_dir = out or GraphSettings().models_dir / KIND / model_id
         train_data.info["text_model"] = text_desc
         result = run_clip_training(train_data, config, out_dir, captions=cast("CaptionSource", captions),
                                    eval_data=eval_data, ks=ks, model_id=model_id, device=device,
-                                   progress=not quiet)
+                                   progress=not quiet and rank == 0)
+        if rank != 0:
+            return
         version = ModelVersion(id=result.model_id, kind=KIND, path=str(result.out_dir.resolve()),
                                config=result.config, metrics=result.metrics, data_hash=result.data_hash,
                                seed=result.seed, code_version=result.code_version)

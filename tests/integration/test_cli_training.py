@@ -211,3 +211,26 @@ def test_clip_import_train_evaluate(home: Path, tiny_bert: Path, tmp_path: Path)
         bad = run(home, *args)
         assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
         assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+@pytest.mark.slow  # two ranks, each importing torch + transformers: ~40 s on 2 cores
+def test_train_clip_under_torchrun(home: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    """`torchrun --nproc_per_node 2 -m app.cli train clip`: gloo DDP, one registration by rank 0."""
+    npz = _tiny_npz(tmp_path / "ddp.npz")
+    imp = run(home, "evidence", "import-npz", str(npz), "--labels", "0=OMIM:100001,1=ORPHA:200002", "--license",
+              "CC0", "--dataset", "tinyddp", "--splits", "train,test", "--quiet")
+    assert imp.returncode == 0, imp.stderr
+    env = {k: v for k, v in os.environ.items() if k != "NEO4J_URI"}
+    env.update({"PHENOKG_HOME": str(home), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                "OMP_NUM_THREADS": "1"})
+    out_dir = tmp_path / "ddp-model"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "app.cli",
+         "train", "clip", "--source", "tinyddp", "--image-size", "32", "--max-steps", "2", "--batch-size", "4",
+         "--text-model", str(tiny_bert), "--out", str(out_dir), "--quiet"],
+        capture_output=True, text=True, env=env, timeout=600, cwd=Path(__file__).parents[2])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)  # only rank 0 prints
+    assert summary["id"] == "clip-ddp-model" and summary["train"]["world_size"] == 2
+    listed = [json.loads(x)["id"] for x in run(home, "models", "list", "--kind", "clip", "--json").stdout.splitlines()]
+    assert listed.count("clip-ddp-model") == 1
