@@ -113,11 +113,22 @@ def to_image_tensor(image: Any, image_size: int) -> Tensor:
 
 def load_npz_split(path: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """``(<split>_images, <split>_labels)`` of a MedMNIST-style ``.npz`` (labels flattened to ``[N]``)."""
-    with np.load(Path(path)) as data:
+    import zipfile
+
+    try:
+        archive = np.load(Path(path), allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f"{path}: not a NumPy .npz archive of arrays ({type(exc).__name__})") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: a single .npy array, not a .npz archive with <split>_images / <split>_labels")
+    with archive as data:
         key_i, key_l = f"{split}_images", f"{split}_labels"
         if key_i not in data or key_l not in data:
             raise ValueError(f"{path}: no {key_i} / {key_l} arrays (has {sorted(data.keys())})")
-        return np.asarray(data[key_i]), np.asarray(data[key_l]).reshape(-1).astype(np.int64)
+        try:
+            return np.asarray(data[key_i]), np.asarray(data[key_l]).reshape(-1).astype(np.int64)
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path}: cannot read {key_i} / {key_l} ({exc})") from exc
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,13 @@ def test_npz_manifest(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no disease in the label map"):
         write_npz_manifest(npz, tmp_path / "c", {0: DISEASES[0]}, dataset="t", license="x", splits=("train",),
                            progress=False)
+    for name, content in (("text.npz", b"hello"), ("zip.npz", b"PK\x03\x04garbage")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=r"not a NumPy \.npz archive"):
+            write_npz_manifest(tmp_path / name, tmp_path / "d", DISEASES, dataset="t", license="x", progress=False)
+    np.save(tmp_path / "one.npy", images)
+    with pytest.raises(ValueError, match=r"single \.npy array"):
+        write_npz_manifest(tmp_path / "one.npy", tmp_path / "d", DISEASES, dataset="t", license="x", progress=False)
     with pytest.raises(ValueError, match="no val_images"):
         write_npz_manifest(npz, tmp_path / "c", DISEASES, dataset="t", license="x", splits=("val",), progress=False)
 
