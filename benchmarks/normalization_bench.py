@@ -80,8 +80,13 @@ def log(msg: str) -> None:
 
 
 def load_terms(obo: Path, cache_dir: Path) -> list[TermRow]:
+    import dataclasses
+    import hashlib
+
+    # the cache key covers TermRow's fields: a pickle of an older TermRow must not be read back
+    shape = hashlib.sha256(repr([f.name for f in dataclasses.fields(TermRow)]).encode()).hexdigest()[:8]
     key = sha256_file(obo)[:16]
-    cached = cache_dir / f"terms-{key}.pkl"
+    cached = cache_dir / f"terms-{key}-{shape}.pkl"
     if cached.exists():
         with cached.open("rb") as fh:
             terms: list[TermRow] = pickle.load(fh)
