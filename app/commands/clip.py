@@ -285,6 +285,8 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
         from models.clip_train import ClipTrainConfig
 
         ks = parse_ks(k)
+        if record and (model == "untrained" or Path(model).expanduser().exists()):
+            raise ValueError("--record needs a registered model id (see `phenokg models list --kind clip`)")
         registered = None
         with graph_connection() as graph:
             data = load_clip_data(graph, source, None if split in (None, "all") else split)
@@ -309,15 +311,15 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
             size = image_size or _model_image_size(model_dir) or 224
             net = load_clip_model(model_dir, device)
             ref = {"id": registered.id if registered else None, "path": str(root)}
-            config_dict = registered.config if registered else {}
-            model_seed = registered.seed if registered else None
+            card = root / "config.json"
+            config_dict = registered.config if registered else (
+                json.loads(card.read_text(encoding="utf-8")) if card.is_file() else {})
+            model_seed = registered.seed if registered else config_dict.get("seed")
         metrics = evaluate_model(net, data, size, ks=ks, probe_train=probe)
         result = evaluation_record(ref, metrics, data, seed=model_seed, probe_train=probe,
                                    config={**config_dict, "evaluation": {"image_size": size, "k": list(ks),
                                                                          "probe_split": probe_split}})
-        if record:
-            if registered is None:
-                raise ValueError("--record needs a registered model id")
+        if record and registered is not None:
             with graph_connection() as graph:
                 update_metrics(graph, registered.id, {**registered.metrics, "evaluations": [
                     *registered.metrics.get("evaluations", []), result]})

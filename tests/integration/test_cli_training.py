@@ -198,6 +198,11 @@ def test_clip_import_train_evaluate(home: Path, tiny_bert: Path, tmp_path: Path)
     shown = json.loads(run(home, "models", "show", summary["id"]).stdout)
     assert [e["data_hash"] for e in shown["metrics"]["evaluations"]] == [result["data_hash"]]
 
+    by_dir = json.loads(run(home, "evaluate", str(model_dir), "--source", "tinymnist", "--k", "1,3",
+                            timeout=300).stdout)
+    assert by_dir["seed"] == 0 and by_dir["config"]["captions"] == "fine"
+    assert by_dir["metrics"]["zero_shot"] == metrics["zero_shot"]  # same model, same data: same figures
+
     untrained = run(home, "evaluate", "untrained", "--source", "tinymnist", "--text-model", str(tiny_bert),
                     "--image-size", "32", timeout=300)
     assert untrained.returncode == 0, untrained.stderr
@@ -207,6 +212,7 @@ def test_clip_import_train_evaluate(home: Path, tiny_bert: Path, tmp_path: Path)
                           (("evaluate", summary["id"], "--source", "nosuch"), "no evidence for source"),
                           (("evaluate", summary["id"], "--source", "tinymnist", "--k", "0"), "--k"),
                           (("train", "clip", "--source", "tinymnist", "--captions", "huge"), "--captions"),
+                          (("evaluate", str(model_dir), "--source", "tinymnist", "--record"), "registered model id"),
                           (("train", "clip", "--source", "tinymnist", "--out", str(model_dir)), "not empty")):
         bad = run(home, *args)
         assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
