@@ -145,14 +145,15 @@ def evaluate_model(model: CLIPModel, data: ClipData, image_size: int, *, ks: Seq
 def evaluation_record(model_ref: Mapping[str, Any], metrics: Mapping[str, Any], data: ClipData, *, seed: int | None,
                       config: Mapping[str, Any], probe_train: ClipData | None = None) -> dict[str, Any]:
     """An evaluation result with its provenance: model, config, data hash(es), seed, code version."""
+    dhash = data.hash()
     record: dict[str, Any] = json_safe({
         "model": dict(model_ref),
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": dict(config),
-        "data": {**data.info, "items": len(data.views), "data_hash": data.hash(),
+        "data": {**data.info, "items": len(data.views), "data_hash": dhash,
                  **({"probe_train_hash": probe_train.hash(), "probe_train_items": len(probe_train.views)}
                     if probe_train is not None else {})},
-        "data_hash": data.hash(),
+        "data_hash": dhash,
         "seed": seed,
         "code_version": code_version(),
         "torch": torch.__version__,
@@ -184,7 +185,8 @@ def run_clip_training(
         raise ValueError(f"{out} already holds a model: choose another --out")
     dev = pick_device(device)
     dataset = train.dataset(config.image_size, captions=captions, seed=config.seed)
-    dhash = data_hash({"train": train.hash(), "captions": captions})
+    items_hash = train.hash()
+    dhash = data_hash({"train": items_hash, "captions": captions})
     model_id = model_id or new_model_id(KIND)
     version = code_version()
     created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -202,7 +204,7 @@ def run_clip_training(
         "kind": KIND, "model_id": model_id, "created_at": created, "train": config.to_dict(), "captions": captions,
         "data_hash": dhash, "seed": config.seed, "code_version": version, "device": dev, "torch": torch.__version__,
         "data": {**train.info, "items": len(dataset), "missing_images": len(dataset.missing),
-                 "items_hash": train.hash()},
+                 "items_hash": items_hash},
     }
     write_model_card(out, run_config, metrics)
     return ClipRunResult(model_id, out, dhash, config.seed, version, run_config, metrics)

@@ -28,7 +28,7 @@ import math
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +42,7 @@ from models.clip_data import ClipBatch, ClipSample, collate_clip
 from models.encoders import CLIPModel, ImageEncoder, TextEncoder
 from models.knowledge import lr_lambda
 from models.losses import PhenoLIPLoss
+from models.registry import config_from_dict
 from models.sampler import false_negative_mask
 from models.types import DiseaseSets
 
@@ -110,11 +111,7 @@ class ClipTrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClipTrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown ClipTrainConfig fields: {sorted(unknown)}")
-        return cls(**dict(data))
+        return config_from_dict(cls, data)
 
 
 def dist_info() -> tuple[int, int, int]:
@@ -284,7 +281,7 @@ def _train(dataset: Dataset[ClipSample], config: ClipTrainConfig, out: Path, dev
 
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        if steps_per_epoch and config.text_frozen and config.w_kd > 0:
+        if config.text_frozen and config.w_kd > 0:
             log_note = {"note": "text tower frozen: the distillation term is skipped"}
             (out / "notes.json").write_text(json.dumps(log_note) + "\n", encoding="utf-8")
         (out / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n",

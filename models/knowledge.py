@@ -22,7 +22,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from models.encoders import TextEncoder
 from models.losses import InfoNCELoss
+from models.registry import config_from_dict
 from models.sampler import (
     AttributeKind,
     KnowledgePairBatches,
@@ -92,11 +93,7 @@ class KnowledgeTrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KnowledgeTrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown KnowledgeTrainConfig fields: {sorted(unknown)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
 
 def lr_lambda(step: int, *, warmup_steps: int, total_steps: int, schedule: Schedule) -> float:

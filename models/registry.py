@@ -22,10 +22,10 @@ import os
 import secrets
 import subprocess
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 if TYPE_CHECKING:
     from models.encoders import TextEncoder
@@ -39,6 +39,7 @@ __all__ = [
     "RunResult",
     "attribute_records",
     "code_version",
+    "config_from_dict",
     "data_hash",
     "json_safe",
     "knowledge_encoder_dir",
@@ -73,6 +74,17 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+_Config = TypeVar("_Config")
+
+
+def config_from_dict(cls: type[_Config], data: Mapping[str, Any]) -> _Config:
+    """Build the config dataclass ``cls`` from ``data``; unknown keys raise ``ValueError``."""
+    unknown = set(data) - {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    return cls(**dict(data))
 
 
 def data_hash(obj: Any) -> str:

@@ -210,6 +210,18 @@ def _caption_warnings() -> Iterator[None]:
 # ---- models ---------------------------------------------------------------------------------------------
 
 
+def _model_or_exit(graph: Graph, model_id: str) -> ModelVersion:
+    """The registered version ``model_id``; an unknown id is bad input (exit 2), not a failure."""
+    from kg.errors import NotFoundError
+    from kg.registry import get_model
+
+    try:
+        return get_model(graph, model_id)
+    except NotFoundError as exc:
+        _exit(str(exc), 2)
+        raise AssertionError from exc  # unreachable: _exit raises
+
+
 def _metric_summary(m: ModelVersion) -> str:
     head = m.metrics.get("headline", {}).get("trained", {}) if isinstance(m.metrics, dict) else {}
     return " ".join(f"{k}={v:.3f}" for k, v in head.items() if isinstance(v, (int, float)))
@@ -349,15 +361,8 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def models_show(model_id: Annotated[str, typer.Argument(help="Model version id.")]) -> None:
         """One model version as JSON (config and metrics included)."""
-        from kg.errors import NotFoundError
-        from kg.registry import get_model
-
         with graph_connection() as graph:
-            try:
-                m = get_model(graph, model_id)
-            except NotFoundError as exc:
-                _exit(str(exc), 2)
-                return
+            m = _model_or_exit(graph, model_id)
         typer.echo(json.dumps(m.to_dict(), indent=2, sort_keys=True))
 
     @models_app.command("activate")
@@ -371,15 +376,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Make a model version the active one of its kind (the others of that kind are deactivated); a knowledge
         encoder also re-embeds the phenotypes used by search and normalisation."""
-        from kg.errors import NotFoundError
-        from kg.registry import activate_model, get_model
+        from kg.registry import activate_model
 
         with graph_connection() as graph:
-            try:
-                m = get_model(graph, model_id)
-            except NotFoundError as exc:
-                _exit(str(exc), 2)
-                return
+            m = _model_or_exit(graph, model_id)
             if not force and not Path(m.path).is_dir():
                 _exit(f"model directory of {model_id} is missing: {m.path} (use --force to activate anyway)", 2)
             m = activate_model(graph, model_id)
