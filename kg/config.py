@@ -47,3 +47,8 @@ class GraphSettings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def onnx_cache_dir(self) -> Path:
+        """ONNX exports of text encoders (made on first use, reused while the encoder is unchanged)."""
+        return self.home / "cache" / "onnx"

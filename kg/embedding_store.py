@@ -37,6 +37,7 @@ import numpy as np
 
 from kg.graph import Graph
 from kg.search import SemanticIndex, TermLike
+from kg.timing import StageTimer
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class EmbedReport:
     dim: int = 0
     stamp: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    backend: str | None = None  # what computed the vectors this run (onnx-fp32, onnx-int8, torch); None: nothing
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -172,13 +174,7 @@ def embed_graph(graph: Graph, encode: EncodeFn, encoder: EncoderMeta, *, force: 
     ``emb_labels`` into memory instead (faster: see docs/benchmarks-search.md).
     """
     report = EmbedReport(encoder=encoder.name, fingerprint=encoder.fingerprint)
-    clock = time.perf_counter()
-
-    def lap(key: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        report.timings[key] = round(now - clock, 3)
-        clock = now
+    lap = StageTimer(report.timings).lap
 
     before = embedding_meta(graph)
     rows = graph.read(EMB_READ_TERMS)[0]["rows"]

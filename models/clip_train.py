@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm.auto import tqdm
 
 from models.clip_data import ClipBatch, ClipSample, collate_clip
-from models.encoders import CLIPModel, ImageEncoder, TextEncoder
+from models.encoders import CLIPModel, ImageEncoder, TextEncoder, freeze_text_layers
 from models.knowledge import lr_lambda
 from models.losses import PhenoLIPLoss
 from models.registry import config_from_dict
@@ -118,30 +118,6 @@ def dist_info() -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)`` from torchrun's environment (``(0, 1, 0)`` without it)."""
     return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
             int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def freeze_text_layers(text: TextEncoder, trainable_layers: int | None) -> int:
-    """Freeze all but the top ``trainable_layers`` transformer layers (``None``: freeze nothing but BERT's
-    unused pooler); returns how many layers train. Works for BERT-like models (``encoder.layer``)."""
-    model = text.model
-    for name, p in model.named_parameters():
-        if name.startswith("pooler."):  # BERT's pooler is never used (we pool hidden states): no gradient
-            p.requires_grad_(False)
-    layers = getattr(getattr(model, "encoder", None), "layer", None)
-    if trainable_layers is None:
-        return len(layers) if layers is not None else -1
-    if trainable_layers == 0:
-        for p in model.parameters():
-            p.requires_grad_(False)
-        return 0
-    if layers is None:
-        raise ValueError(f"text_trainable_layers={trainable_layers}: {type(model).__name__} has no encoder.layer "
-                         "list (use None or 0)")
-    keep = {id(p) for layer in list(layers)[-trainable_layers:] for p in layer.parameters()}
-    for p in model.parameters():
-        if id(p) not in keep:
-            p.requires_grad_(False)
-    return min(trainable_layers, len(layers))
 
 
 def build_clip_model(config: ClipTrainConfig) -> tuple[CLIPModel, TextEncoder | None]:

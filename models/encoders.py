@@ -46,6 +46,7 @@ __all__ = [
     "ImageEncoder",
     "ProjectionHead",
     "TextEncoder",
+    "freeze_text_layers",
     "load_checkpoint_tensors",
     "load_state_dict_by_position",
     "packaged_lite0_checkpoint",
@@ -315,6 +316,30 @@ class TextEncoder(nn.Module):
 
 
 # -------------------------------------------------------------------------------------------- image
+
+
+def freeze_text_layers(text: TextEncoder, trainable_layers: int | None) -> int:
+    """Freeze all but the top ``trainable_layers`` transformer layers (``None``: freeze nothing but BERT's
+    unused pooler); returns how many layers train. Works for BERT-like models (``encoder.layer``)."""
+    model = text.model
+    for name, p in model.named_parameters():
+        if name.startswith("pooler."):  # BERT's pooler is never used (we pool hidden states): no gradient
+            p.requires_grad_(False)
+    layers = getattr(getattr(model, "encoder", None), "layer", None)
+    if trainable_layers is None:
+        return len(layers) if layers is not None else -1
+    if trainable_layers == 0:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return 0
+    if layers is None:
+        raise ValueError(f"text_trainable_layers={trainable_layers}: {type(model).__name__} has no encoder.layer "
+                         "list (use None or 0)")
+    keep = {id(p) for layer in list(layers)[-trainable_layers:] for p in layer.parameters()}
+    for p in model.parameters():
+        if id(p) not in keep:
+            p.requires_grad_(False)
+    return min(trainable_layers, len(layers))
 
 
 def _extract_state_dict(obj: Any, source: str) -> dict[str, Tensor]:

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from models.encoders import TextEncoder
+from models.encoders import TextEncoder, freeze_text_layers
 from models.losses import InfoNCELoss
 from models.registry import config_from_dict
 from models.sampler import (
@@ -38,6 +38,7 @@ from models.sampler import (
     KnowledgePairBatches,
     SingleAttributePolicy,
     attributes_of,
+    check_kind_weights,
     false_negative_mask,
     normalize_text,
 )
@@ -85,6 +86,16 @@ class KnowledgeTrainConfig:
     log_every: int = 1
     single_attribute: SingleAttributePolicy = "skip"
     name_anchor_prob: float = 0.5
+    kind_weights: dict[str, float] | None = None
+    """Sampling weight of each attribute kind in a pair (``None``: uniform; see
+    :class:`models.sampler.AttributePairSampler`)."""
+    trainable_layers: int | None = None
+    """Train only the top N transformer layers (``None``: all; embeddings frozen whenever N is set)."""
+
+    def __post_init__(self) -> None:
+        check_kind_weights(self.kind_weights)
+        if self.trainable_layers is not None and self.trainable_layers < 1:
+            raise ValueError("trainable_layers must be >= 1 (or None: all layers)")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
@@ -201,6 +212,7 @@ def _train(
 ) -> dict[str, float]:
     started = time.perf_counter()
     encoder = TextEncoder.from_pretrained(config.model_path, max_length=config.max_length).to(dev)
+    freeze_text_layers(encoder, config.trainable_layers)
     encoder.train()
     loss_fn = InfoNCELoss(config.temperature, learnable=config.learnable_temperature).to(dev)
     data = KnowledgePairBatches(
@@ -209,6 +221,7 @@ def _train(
         seed=config.seed,
         single_attribute=config.single_attribute,
         name_anchor_prob=config.name_anchor_prob,
+        kind_weights=config.kind_weights,
     )
     if config.max_steps is not None:
         total_steps = int(config.max_steps) if data.epoch_batches(0) else 0

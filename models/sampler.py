@@ -25,7 +25,7 @@ torch lazily.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "ATTRIBUTE_KINDS",
     "Attribute",
     "AttributeKind",
     "AttributePairSampler",
@@ -45,6 +46,7 @@ __all__ = [
     "PositivePair",
     "SingleAttributePolicy",
     "attributes_of",
+    "check_kind_weights",
     "false_negative_mask",
     "normalize_text",
     "relation_text",
@@ -52,6 +54,7 @@ __all__ = [
 
 AttributeKind = Literal["name", "definition", "synonym", "relation", "template"]
 SingleAttributePolicy = Literal["skip", "template"]
+ATTRIBUTE_KINDS: tuple[AttributeKind, ...] = ("name", "definition", "synonym", "relation", "template")
 
 RELATION_TEMPLATE = "{child} is a child phenotype of {parent}"
 SINGLE_TEMPLATE = "the phenotype {name}"
@@ -109,12 +112,29 @@ def _rng(seed: int, epoch: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, stream])
 
 
+def check_kind_weights(weights: Mapping[str, float] | None) -> dict[str, float] | None:
+    """Validate per-kind sampling weights: known kinds, finite and >= 0 (missing kinds weigh 1)."""
+    if weights is None:
+        return None
+    out: dict[str, float] = {}
+    for kind, value in weights.items():
+        if kind not in ATTRIBUTE_KINDS:
+            raise ValueError(f"unknown attribute kind {kind!r} (known: {', '.join(ATTRIBUTE_KINDS)})")
+        w = float(value)
+        if not np.isfinite(w) or w < 0:
+            raise ValueError(f"the weight of {kind!r} must be a finite number >= 0, not {value!r}")
+        out[kind] = w
+    return out
+
+
 class AttributePairSampler:
     """Draws one positive pair per phenotype per epoch.
 
     With probability ``name_anchor_prob`` one side of the pair is the phenotype's name (the text that
-    downstream mention-normalisation retrieves); otherwise both attributes are drawn uniformly without
-    replacement. The order of the two sides is random (the loss is symmetric anyway).
+    downstream mention-normalisation retrieves); otherwise both attributes are drawn without replacement.
+    The other side (or both) is drawn uniformly, or in proportion to ``kind_weights`` (e.g.
+    ``{"synonym": 3, "relation": 0.5}``: kinds not named weigh 1; a phenotype whose candidates all weigh 0
+    falls back to uniform). The order of the two sides is random (the loss is symmetric anyway).
     """
 
     def __init__(
@@ -124,6 +144,7 @@ class AttributePairSampler:
         seed: int = 0,
         single_attribute: SingleAttributePolicy = "skip",
         name_anchor_prob: float = 0.5,
+        kind_weights: Mapping[str, float] | None = None,
     ) -> None:
         if single_attribute not in ("skip", "template"):
             raise ValueError(f"single_attribute must be 'skip' or 'template', not {single_attribute!r}")
@@ -131,6 +152,7 @@ class AttributePairSampler:
             raise ValueError("name_anchor_prob must lie in [0, 1]")
         self.seed = int(seed)
         self.name_anchor_prob = float(name_anchor_prob)
+        self.kind_weights = check_kind_weights(kind_weights)
         kept: list[PhenotypeAttributes] = []
         attrs: list[tuple[Attribute, ...]] = []
         for p in phenotypes:
@@ -143,6 +165,11 @@ class AttributePairSampler:
             attrs.append(a)
         self.phenotypes: tuple[PhenotypeAttributes, ...] = tuple(kept)
         self.attributes: tuple[tuple[Attribute, ...], ...] = tuple(attrs)
+        self._weights: tuple[np.ndarray, ...] | None = None
+        if self.kind_weights is not None:
+            kw = self.kind_weights
+            self._weights = tuple(np.array([kw.get(a.kind, 1.0) for a in group], dtype=np.float64)
+                                  for group in attrs)
 
     def __len__(self) -> int:
         return len(self.phenotypes)
@@ -151,17 +178,32 @@ class AttributePairSampler:
         """The positive pair of every eligible phenotype for ``epoch`` (index-aligned with ``phenotypes``)."""
         rng = _rng(self.seed, epoch, _STREAM_PAIRS)
         out: list[PositivePair] = []
-        for p, attrs in zip(self.phenotypes, self.attributes, strict=True):
+        for index, (p, attrs) in enumerate(zip(self.phenotypes, self.attributes, strict=True)):
             n = len(attrs)
             use_name = rng.random() < self.name_anchor_prob
-            if use_name:
-                i, j = 0, 1 + int(rng.integers(n - 1))
+            if self._weights is None:
+                if use_name:
+                    i, j = 0, 1 + int(rng.integers(n - 1))
+                else:
+                    i, j = (int(x) for x in rng.choice(n, size=2, replace=False))
             else:
-                i, j = (int(x) for x in rng.choice(n, size=2, replace=False))
+                w = self._weights[index]
+                if use_name:
+                    i, j = 0, 1 + int(rng.choice(n - 1, p=_probabilities(w[1:])))
+                else:
+                    both = rng.choice(n, size=2, replace=False, p=_probabilities(w, at_least=2))
+                    i, j = int(both[0]), int(both[1])
             if rng.random() < 0.5:
                 i, j = j, i
             out.append(PositivePair(p.id, attrs[i], attrs[j]))
         return out
+
+
+def _probabilities(weights: np.ndarray, at_least: int = 1) -> np.ndarray:
+    """Normalised weights; uniform when fewer than ``at_least`` of them are positive."""
+    if int((weights > 0).sum()) < at_least:
+        return np.full(len(weights), 1.0 / len(weights))
+    return weights / weights.sum()
 
 
 class ConflictFreeBatchSampler:
@@ -261,11 +303,13 @@ class KnowledgePairBatches:
         seed: int = 0,
         single_attribute: SingleAttributePolicy = "skip",
         name_anchor_prob: float = 0.5,
+        kind_weights: Mapping[str, float] | None = None,
         drop_last: bool = False,
         min_batch: int = 2,
     ) -> None:
         self.pair_sampler = AttributePairSampler(
-            phenotypes, seed=seed, single_attribute=single_attribute, name_anchor_prob=name_anchor_prob
+            phenotypes, seed=seed, single_attribute=single_attribute, name_anchor_prob=name_anchor_prob,
+            kind_weights=kind_weights,
         )
         self.batch_sampler = ConflictFreeBatchSampler(
             self.pair_sampler.phenotypes,

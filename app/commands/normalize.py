@@ -30,15 +30,17 @@ if TYPE_CHECKING:
     from kg.graph import Graph
 
 CHUNK = 1000
+EMBED_BACKENDS = ("auto", "onnx", "torch")  # models.embeddings.BACKENDS, without importing torch here
 
 
 def ensure_embeddings(graph: Graph, encoder: str | Path | None = None, *, batch_size: int = 256,
                       progress: bool = True, force: bool = False, quantize: bool = False,
-                      vector_index: bool = True) -> EmbedReport:
+                      vector_index: bool = True, backend: str | None = None) -> EmbedReport:
     """Compute the phenotype vectors that are missing or stale (no-op, without loading the model, when none).
 
     ``encoder``: a text-encoder directory; default ``$PHENOKG_TEXT_ENCODER``, else the active knowledge
-    encoder of the model registry, else the packaged MiniLM. The call for ``phenokg serve`` after its build:
+    encoder of the model registry, else the packaged MiniLM. ``backend``: ``auto`` | ``onnx`` | ``torch``
+    (``None``: ``$PHENOKG_EMBED_BACKEND``, else ``auto``). The call for ``phenokg serve`` after its build:
     ``ensure_embeddings(graph)``.
     """
     from kg.embedding_store import EmbedReport, EncoderMeta, embed_graph, embedding_meta, stale_terms
@@ -58,12 +60,14 @@ def ensure_embeddings(graph: Graph, encoder: str | Path | None = None, *, batch_
             return embed_graph(graph, _no_encode, meta, progress=False, vector_index=vector_index)
     from models.embeddings import TextEmbedder
 
-    embedder = TextEmbedder.load(path, quantize=quantize)
+    embedder = TextEmbedder.load(path, quantize=quantize, backend=backend)
 
     def encode(texts: Sequence[str], progress: bool) -> np.ndarray:
         return embedder.encode(texts, batch_size=batch_size, progress=progress, desc="embedding phenotypes")
 
-    return embed_graph(graph, encode, meta, force=force, progress=progress, vector_index=vector_index)
+    report = embed_graph(graph, encode, meta, force=force, progress=progress, vector_index=vector_index)
+    report.backend = embedder.backend
+    return report
 
 
 def active_knowledge_encoder(graph: Graph) -> Path | None:
@@ -176,16 +180,22 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=4096, help="Texts per batch.")] = 256,
         force: Annotated[bool, typer.Option("--force", help="Re-embed every term, not only missing/stale ones.")
                          ] = False,
-        int8: Annotated[bool, typer.Option("--int8", help="Dynamic int8 quantisation (CPU; faster, "
-                                                          "slightly different vectors).")] = False,
+        int8: Annotated[bool, typer.Option("--int8", help="int8 vectors from ONNX Runtime (CPU; about twice as "
+                                                          "fast as fp32, slightly different vectors).")] = False,
+        backend: Annotated[str | None, typer.Option(
+            help="auto | onnx | torch (default: $PHENOKG_EMBED_BACKEND, else auto = ONNX Runtime on a CPU).")
+        ] = None,
         no_vector_index: Annotated[bool, typer.Option(
             "--no-vector-index", help="Do not write the name vector list property / DB vector index.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Compute phenotype embeddings (names + synonyms) for search and normalisation; store them in the graph."""
+        if backend is not None and backend.strip().lower() not in EMBED_BACKENDS:
+            raise typer.BadParameter(f"{backend!r}: choose one of {', '.join(EMBED_BACKENDS)}",
+                                     param_hint="--backend")
         with graph_connection() as graph:
             report = ensure_embeddings(graph, encoder, batch_size=batch_size, progress=not quiet, force=force,
-                                       quantize=int8, vector_index=not no_vector_index)
+                                       quantize=int8, vector_index=not no_vector_index, backend=backend)
         typer.echo(json.dumps(report.as_dict(), indent=2))
 
     kg_group = next((g.typer_instance for g in app.registered_groups

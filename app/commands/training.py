@@ -60,13 +60,31 @@ def _graph_data(graph: Graph, branch: str | None) -> tuple[list[dict[str, Any]],
     return [dict(v) for v in views], redirects, info
 
 
+def parse_kind_weights(text: str | None) -> dict[str, float] | None:
+    """``synonym=3,relation=0.5`` → ``{"synonym": 3.0, "relation": 0.5}`` (checked); empty/None → None."""
+    from models.sampler import check_kind_weights
+
+    if text is None or not text.strip():
+        return None
+    weights: dict[str, float] = {}
+    for item in text.split(","):
+        kind, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--kind-weights: expected KIND=WEIGHT, got {item.strip()!r}")
+        try:
+            weights[kind.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--kind-weights: {value.strip()!r} is not a number (in {item.strip()!r})") from None
+    return check_kind_weights(weights)
+
+
 def train_knowledge_encoder_command(
-    out: Path | None, base_model: Path | None, epochs: int, batch_size: int, lr: float, tau: float,
-    max_steps: int | None, seed: int, resume: bool, held_out_fraction: float, activate: bool,
-    gold: Path | None, baseline: bool, branch: str | None, max_length: int, warmup_steps: int,
-    device: str, quiet: bool,
+    out: Path | None, base_model: Path | None, train: dict[str, Any], *, resume: bool, held_out_fraction: float,
+    activate: bool, gold: Path | None, baseline: bool, branch: str | None, device: str, quiet: bool,
 ) -> dict[str, Any]:
-    """Everything ``phenokg train knowledge-encoder`` does; returns the printed summary."""
+    """Everything ``phenokg train knowledge-encoder`` does; returns the printed summary.
+
+    ``train``: :class:`models.knowledge.KnowledgeTrainConfig` fields other than ``model_path``."""
     # Cheap checks first: nothing heavy is imported before the arguments are known to be usable.
     if resume and out is None:
         raise ValueError("--resume needs --out DIR (the directory of the interrupted run)")
@@ -115,10 +133,7 @@ def train_knowledge_encoder_command(
     elif resume and not (out / RUN_FILE).is_file():
         _note(f"note: {out} holds no interrupted run: starting afresh")
     config = KnowledgeTrainConfig(
-        model_path=str(base_model.expanduser().resolve()) if base_model is not None else None,
-        seed=seed, batch_size=batch_size, lr=lr, epochs=epochs, max_steps=max_steps, temperature=tau,
-        max_length=max_length, warmup_steps=warmup_steps,
-    )
+        model_path=str(base_model.expanduser().resolve()) if base_model is not None else None, **train)
     result = run_knowledge_training(
         attributes, config, out, held_out_fraction=held_out_fraction, mentions=mentions, gold_path=gold_path,
         redirects=redirects, data_info=info, model_id=model_id, device=device, resume=resume,
@@ -267,14 +282,26 @@ def register(app: typer.Typer) -> None:
                           ] = "HP:0000118",
         max_length: Annotated[int, typer.Option(min=8, help="Tokens per attribute.")] = 64,
         warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 0,
+        name_anchor_prob: Annotated[float, typer.Option(
+            min=0.0, max=1.0, help="Probability that one side of a pair is the phenotype's name.")] = 0.5,
+        kind_weights: Annotated[str | None, typer.Option(
+            help="Sampling weight per attribute kind, e.g. 'synonym=3,definition=1,relation=0.5' "
+                 "(kinds not named weigh 1).")] = None,
+        trainable_layers: Annotated[int | None, typer.Option(
+            min=1, help="Train only the top N transformer layers (default: all).")] = None,
         device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N].")] = "auto",
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Train the phenotype knowledge encoder (seed 004 stage 1), evaluate it against the base model on
         held-out phenotypes and gold mentions, and register it as a ModelVersion."""
+        train = {"seed": seed, "batch_size": batch_size, "lr": lr, "epochs": epochs, "max_steps": max_steps,
+                 "temperature": tau, "max_length": max_length, "warmup_steps": warmup_steps,
+                 "name_anchor_prob": name_anchor_prob, "kind_weights": parse_kind_weights(kind_weights),
+                 "trainable_layers": trainable_layers}
         summary = train_knowledge_encoder_command(
-            out, base_model, epochs, batch_size, lr, tau, max_steps, seed, resume, held_out_fraction, activate,
-            gold, baseline, None if branch.lower() == "all" else branch, max_length, warmup_steps, device, quiet,
+            out, base_model, train, resume=resume, held_out_fraction=held_out_fraction, activate=activate,
+            gold=gold, baseline=baseline, branch=None if branch.lower() == "all" else branch, device=device,
+            quiet=quiet,
         )
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))
 

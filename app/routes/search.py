@@ -86,8 +86,9 @@ class SemanticState(BaseModel):
 class SearchService:
     """Per-app search state: lexical index (per snapshot), vectors (per embedding stamp), query encoder."""
 
-    def __init__(self, cache: SnapshotCache) -> None:
+    def __init__(self, cache: SnapshotCache, onnx_cache: Path | None = None) -> None:
         self.cache = cache
+        self.onnx_cache = onnx_cache  # where ONNX exports of the query encoder are kept (None: PHENOKG_HOME's)
         self.vectors = EmbeddingCache(cache)
         self._lock = threading.Lock()
         self._encoder: TextEmbedder | None = None
@@ -167,7 +168,7 @@ class SearchService:
                 f"{index.fingerprint}), this service's encoder is {info.name} ({info.fingerprint}); set "
                 f"{ENCODER_ENV} to that encoder or re-embed with `phenokg kg embed`")
         log.info("loading text encoder %s for queries", info.name)
-        return TextEmbedder.load(path, quantize=quantized)
+        return TextEmbedder.load(path, quantize=quantized, cache_dir=self.onnx_cache)
 
     def query_vectors(self, texts: list[str], index: SemanticIndex) -> np.ndarray:
         encoder, reason = self.encoder_for(index)
@@ -186,7 +187,8 @@ def get_service(app: Any) -> SearchService:
         with _SERVICE_LOCK:
             service = getattr(app.state, "search", None)
             if service is None:
-                service = SearchService(app.state.cache)
+                settings = getattr(app.state, "settings", None)
+                service = SearchService(app.state.cache, settings.onnx_cache_dir if settings is not None else None)
                 app.state.search = service
     return service
 

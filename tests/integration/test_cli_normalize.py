@@ -34,7 +34,15 @@ def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     report = json.loads(embed.stdout)
     assert report["terms"] == 13 and report["embedded_terms"] == 13 and report["dim"] == 384
     assert "embedding phenotypes" in embed.stderr  # the progress bar
+    assert report["backend"] == "onnx-fp32"  # the CPU default; the export is kept in the home's cache
+    assert len(list((home / "cache" / "onnx").glob("text-encoder-*-fp32.onnx"))) == 1
     return home
+
+
+def test_embed_with_an_unknown_backend_is_a_usage_error(embedded_home: Path) -> None:
+    out = run(embedded_home, "kg", "embed", "--backend", "tensorrt", "-q")
+    assert out.returncode == 2 and "choose one of auto, onnx, torch" in out.stderr
+    assert json.loads(run(embedded_home, "kg", "embed", "-q").stdout)["up_to_date"] is True  # nothing lost
 
 
 def test_embed_again_is_a_no_op(embedded_home: Path) -> None:

@@ -96,6 +96,7 @@ def test_train_knowledge_encoder_and_models(home: Path, tiny_bert: Path, tmp_pat
     model_dir = tmp_path / "ke"
     out = run(home, "train", "knowledge-encoder", "--base-model", str(tiny_bert), "--max-steps", "2",
               "--batch-size", "4", "--held-out-fraction", "0.3", "--seed", "3", "--gold", str(gold),
+              "--trainable-layers", "1", "--kind-weights", "synonym=3, relation=0.5", "--name-anchor-prob", "0.8",
               "--out", str(model_dir), "--activate", "--quiet")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
@@ -110,6 +111,8 @@ def test_train_knowledge_encoder_and_models(home: Path, tiny_bert: Path, tmp_pat
     for doc in (config, metrics):
         assert doc["data_hash"] == summary["data_hash"] and doc["seed"] == 3 and doc["code_version"]
     assert config["train"]["model_path"] == str(tiny_bert.resolve()) and config["train"]["max_steps"] == 2
+    assert config["train"]["trainable_layers"] == 1 and config["train"]["name_anchor_prob"] == 0.8
+    assert config["train"]["kind_weights"] == {"synonym": 3.0, "relation": 0.5}
     assert len(config["held_out_ids"]) == summary["held_out_phenotypes"] >= 1
     norm = metrics["eval"]["trained"]["normalisation"]
     assert norm["n_mentions"] == 3 and norm["n_evaluated"] == 2  # HP:0002279 is an alt id; gout is unknown
@@ -122,6 +125,11 @@ def test_train_knowledge_encoder_and_models(home: Path, tiny_bert: Path, tmp_pat
     again = run(home, "train", "knowledge-encoder", "--base-model", str(tiny_bert), "--out", str(model_dir))
     assert again.returncode == 2 and "already holds a training run" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
+    for bad, message in (("synonym=lots", "'lots' is not a number"), ("synonym", "expected KIND=WEIGHT"),
+                         ("parent=2", "unknown attribute kind 'parent'")):
+        refused = run(home, "train", "knowledge-encoder", "--kind-weights", bad, "--out", str(tmp_path / "x"))
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+        assert not (tmp_path / "x").exists()
 
     # activating re-embedded the phenotypes with it: `kg embed` (default: the active encoder) has nothing to do
     emb = run(home, "kg", "embed", "--quiet")

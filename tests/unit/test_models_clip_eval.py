@@ -14,8 +14,8 @@ from PIL import Image
 from models.clip_data import EvidenceDataset, SetTheoryCaptionDataset
 from models.clip_eval import evaluate_clip, linear_probe, phenotype_prompt, recall_at_k
 from models.clip_run import ClipData
-from models.clip_train import build_clip_model, freeze_text_layers, train_clip
-from models.encoders import CLIPModel, ImageEncoder, TextEncoder
+from models.clip_train import build_clip_model, train_clip
+from models.encoders import CLIPModel, ImageEncoder, TextEncoder, freeze_text_layers
 from models.npz_evidence import MANIFEST, parse_label_map, write_npz_manifest
 from tests.unit.test_models_clip_train import DISEASES, _images, tiny_config
 from tests.unit.test_models_knowledge import tiny_bert_dir  # noqa: F401

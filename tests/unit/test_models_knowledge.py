@@ -157,6 +157,21 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_bert_dir: Path, tmp_path: 
         )
 
 
+def test_top_layers_only_and_kind_weights(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    cfg = _config(tiny_bert_dir, max_steps=4, trainable_layers=1, kind_weights={"synonym": 3.0, "relation": 0.5},
+                  name_anchor_prob=0.8)
+    train_knowledge_encoder(synthetic_phenotypes(), cfg, tmp_path, progress=False)
+    before = TextEncoder.from_pretrained(tiny_bert_dir).model.state_dict()
+    after = TextEncoder.from_pretrained(tmp_path / "encoder").model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("encoder.layer.1.") for k in changed)  # only the top layer moved
+    assert KnowledgeTrainConfig.from_dict(json.loads((tmp_path / "config.json").read_text())) == cfg
+    with pytest.raises(ValueError, match="trainable_layers"):
+        _config(tiny_bert_dir, trainable_layers=0)
+    with pytest.raises(ValueError, match="unknown attribute kind"):
+        _config(tiny_bert_dir, kind_weights={"parent": 1.0})
+
+
 def test_nothing_to_train_raises(tiny_bert_dir: Path, tmp_path: Path) -> None:
     lonely = [PhenotypeAttributes("HP:1", "Only a name")]
     with pytest.raises(ValueError, match="nothing to train"):

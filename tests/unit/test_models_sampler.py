@@ -95,6 +95,34 @@ def test_single_attribute_template_policy() -> None:
         AttributePairSampler(_ontology(), single_attribute="nope")  # type: ignore[arg-type]
 
 
+def test_kind_weights_steer_which_attributes_pair_up() -> None:
+    many = [PhenotypeAttributes(f"HP:{i}", f"Term {i}", f"Definition of term {i}.", synonyms=(f"Alias {i}",),
+                                parents=(f"Parent {i}",)) for i in range(400)]
+
+    def kinds(sampler: AttributePairSampler) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for pair in sampler.pairs(0):
+            for a in (pair.anchor, pair.positive):
+                counts[a.kind] = counts.get(a.kind, 0) + 1
+        return counts
+
+    uniform = kinds(AttributePairSampler(many, seed=1, name_anchor_prob=1.0))
+    assert min(uniform["definition"], uniform["synonym"], uniform["relation"]) > 90  # ~133 each
+    only_synonyms = kinds(AttributePairSampler(many, seed=1, name_anchor_prob=1.0,
+                                               kind_weights={"definition": 0, "relation": 0}))
+    assert only_synonyms == {"name": 400, "synonym": 400}
+    mostly = kinds(AttributePairSampler(many, seed=1, name_anchor_prob=0.0, kind_weights={"synonym": 8}))
+    assert mostly["synonym"] > 300 and mostly["synonym"] > 2 * mostly["definition"]
+    # all candidates weigh 0: uniform instead of an error; the same seed gives the same pairs
+    zero = {"name": 0, "definition": 0, "synonym": 0, "relation": 0}
+    assert AttributePairSampler(many, seed=2, kind_weights=zero).pairs(3) == \
+        AttributePairSampler(many, seed=2, kind_weights=zero).pairs(3)
+    with pytest.raises(ValueError, match="unknown attribute kind 'synonyms'"):
+        AttributePairSampler(many, kind_weights={"synonyms": 2})
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        AttributePairSampler(many, kind_weights={"synonym": -1})
+
+
 def test_batch_sampler_separates_shared_strings_and_parent_child() -> None:
     onto = _ontology()
     sampler = ConflictFreeBatchSampler(onto, batch_size=6, seed=0)
