@@ -322,7 +322,7 @@ def pair_table(model: FusionModel, pairs: Sequence[Pair], semantic: bool = True)
 # ---------------------------------------------------------------------------------------------- throughput
 
 
-def throughput(texts: Sequence[str], embedder: object, model_path: str, rounds: int, batch_size: int,
+def throughput(texts: Sequence[str], embedder: object, model_path: str, rounds: int, batch_size: int | None,
                ) -> dict[str, float]:
     """Strings/s of the plain SentenceTransformer loop and of TextEmbedder on the same texts, interleaved."""
     from sentence_transformers import SentenceTransformer
@@ -365,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--backend", default=None, choices=("auto", "onnx", "torch"),
                     help="embedding backend (default: $PHENOKG_EMBED_BACKEND, else auto)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=None, help="texts per batch (default: the backend's)")
     ap.add_argument("--cache-dir", type=Path, default=Path("/tmp/phenokg-bench-cache"))
     ap.add_argument("--sample", type=int, default=3000, help="strings in the throughput comparison")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds in the throughput comparison")

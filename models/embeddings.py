@@ -15,8 +15,9 @@ Identity
 Speed (the ~42.5k HPO names + synonyms), compared with a plain ``SentenceTransformer.encode`` loop:
     * exact duplicates are embedded once;
     * texts are tokenised **once** (no padding), sorted by token length and cut into batches of up to
-      ``batch_size`` texts and ``max_tokens`` padded tokens (4,096: activations stay cache-sized; larger
-      batches measured slower here), then padded by hand: almost no padding, no second tokenisation;
+      ``batch_size`` texts and ``max_tokens`` padded tokens (activations stay cache-sized; larger batches
+      measured slower here: 256 / 4,096 on PyTorch, 64 / 2,048 on ONNX Runtime), then padded by hand: almost
+      no padding, no second tokenisation;
     * on the CPU the batches run in **ONNX Runtime** (:mod:`models.onnx_text`: the encoder is exported once
       and cached under ``PHENOKG_HOME/cache/onnx``), same vectors as PyTorch to ~1e-7 and about twice as fast;
       ``PHENOKG_EMBED_BACKEND=torch`` (or ``backend="torch"``) keeps PyTorch (``torch.inference_mode``). On a
@@ -229,6 +230,11 @@ class TextEmbedder:
         return cls(encoder, info, device=dev, runner=runner)
 
     @property
+    def batch_limits(self) -> tuple[int, int]:
+        """Default (texts, padded tokens) per batch: ONNX Runtime runs fastest on smaller batches here."""
+        return (64, 2048) if self.runner is not None else (256, 4096)
+
+    @property
     def backend(self) -> str:
         """``onnx-fp32``, ``onnx-int8`` or ``torch``."""
         if self.runner is None:
@@ -244,9 +250,15 @@ class TextEmbedder:
         return self.info.fingerprint
 
     # ---- bulk ----------------------------------------------------------------------------------------
-    def encode(self, texts: Sequence[str], *, batch_size: int = 256, max_tokens: int = 4096,
+    def encode(self, texts: Sequence[str], *, batch_size: int | None = None, max_tokens: int | None = None,
                progress: bool = False, desc: str = "embedding") -> np.ndarray:
-        """Unit vectors ``[len(texts), dim]`` (float32), in input order."""
+        """Unit vectors ``[len(texts), dim]`` (float32), in input order.
+
+        ``batch_size`` / ``max_tokens``: at most this many texts / padded tokens per batch (``None``: the
+        backend's measured best, :attr:`batch_limits`)."""
+        default_batch, default_tokens = self.batch_limits
+        batch_size = batch_size or default_batch
+        max_tokens = max_tokens or default_tokens
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of strings, not a single string")
         dim = self.dim
@@ -318,7 +330,7 @@ class TextEmbedder:
         """Like :meth:`encode` for request-time queries: cached per text, batched for the misses."""
         with self._lock:
             missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        fresh = self.encode(missing, batch_size=128) if missing else np.zeros((0, self.dim), np.float32)
+        fresh = self.encode(missing) if missing else np.zeros((0, self.dim), np.float32)
         with self._lock:
             for text, vec in zip(missing, fresh, strict=True):
                 self._cache[text] = vec
@@ -332,7 +344,7 @@ class TextEmbedder:
                 self._cache.move_to_end(text)
                 rows.append(vec)
         if len(rows) != len(texts):
-            return self.encode(list(texts), batch_size=128)
+            return self.encode(list(texts))
         return np.stack(rows) if rows else np.zeros((0, self.dim), np.float32)
 
     def encode_query(self, text: str) -> np.ndarray:

@@ -33,7 +33,7 @@ CHUNK = 1000
 EMBED_BACKENDS = ("auto", "onnx", "torch")  # models.embeddings.BACKENDS, without importing torch here
 
 
-def ensure_embeddings(graph: Graph, encoder: str | Path | None = None, *, batch_size: int = 256,
+def ensure_embeddings(graph: Graph, encoder: str | Path | None = None, *, batch_size: int | None = None,
                       progress: bool = True, force: bool = False, quantize: bool = False,
                       vector_index: bool = True, backend: str | None = None) -> EmbedReport:
     """Compute the phenotype vectors that are missing or stale (no-op, without loading the model, when none).
@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
                     break
                 vectors = None
                 if embedder is not None:
-                    vectors = embedder.encode([prepare_mention(m) or " " for m in chunk], batch_size=256)
+                    vectors = embedder.encode([prepare_mention(m) or " " for m in chunk])
                 results = normalizer.normalize(chunk, vectors, top_k=top_k)
                 for mention, candidates in zip(chunk, results, strict=True):
                     number += 1
@@ -177,7 +177,9 @@ def register(app: typer.Typer) -> None:
             help="Text encoder directory (default: $PHENOKG_TEXT_ENCODER, else the active knowledge encoder, "
                  "else the packaged all-MiniLM-L6-v2).")
         ] = None,
-        batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=4096, help="Texts per batch.")] = 256,
+        batch_size: Annotated[int | None, typer.Option(
+            "--batch-size", min=1, max=4096, help="Texts per batch (default: 64 on ONNX Runtime, 256 on PyTorch).")
+        ] = None,
         force: Annotated[bool, typer.Option("--force", help="Re-embed every term, not only missing/stale ones.")
                          ] = False,
         int8: Annotated[bool, typer.Option("--int8", help="int8 vectors from ONNX Runtime (CPU; about twice as "
