@@ -224,7 +224,8 @@ class TextEmbedder:
                                                       "int8" if quantize else "fp32", threads=threads)
             except Exception as exc:
                 if quantize:
-                    raise RuntimeError(f"could not export {info.name} to ONNX for int8: {exc}") from exc
+                    raise ValueError(f"could not export {info.name} to ONNX for int8 ({exc}); embed without int8 "
+                                     "instead") from exc
                 warnings.warn(f"ONNX export of {info.name} failed ({exc}); embedding with PyTorch",
                               RuntimeWarning, stacklevel=2)
         return cls(encoder, info, device=dev, runner=runner)
