@@ -315,9 +315,6 @@ class TextEncoder(nn.Module):
         return out
 
 
-# -------------------------------------------------------------------------------------------- image
-
-
 def freeze_text_layers(text: TextEncoder, trainable_layers: int | None) -> int:
     """Freeze all but the top ``trainable_layers`` transformer layers (``None``: freeze nothing but BERT's
     unused pooler); returns how many layers train. Works for BERT-like models (``encoder.layer``)."""
@@ -333,13 +330,16 @@ def freeze_text_layers(text: TextEncoder, trainable_layers: int | None) -> int:
             p.requires_grad_(False)
         return 0
     if layers is None:
-        raise ValueError(f"text_trainable_layers={trainable_layers}: {type(model).__name__} has no encoder.layer "
-                         "list (use None or 0)")
+        raise ValueError(f"cannot train only the top {trainable_layers} layers: {type(model).__name__} has no "
+                         "encoder.layer list (train all layers, or none)")
     keep = {id(p) for layer in list(layers)[-trainable_layers:] for p in layer.parameters()}
     for p in model.parameters():
         if id(p) not in keep:
             p.requires_grad_(False)
     return min(trainable_layers, len(layers))
+
+
+# -------------------------------------------------------------------------------------------- image
 
 
 def _extract_state_dict(obj: Any, source: str) -> dict[str, Tensor]:
