@@ -32,20 +32,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.normalization_bench import labels_of  # noqa: E402
 from kg.obo import parse_obo  # noqa: E402
 
 Encode = Callable[[list[str]], np.ndarray]
 
 
 def hpo_strings(obo: Path | None) -> list[str]:
-    """Names and synonyms of every live term, in file order (duplicates kept, as the build sees them)."""
+    """The labels of every live term that ``normalization_bench`` embeds, in file order (duplicates kept)."""
     _, rows = parse_obo(obo)
-    out: list[str] = []
-    for row in rows:
-        if not row.obsolete:
-            out.append(row.name)
-            out.extend(row.synonyms)
-    return out
+    return [label for row in rows if not row.obsolete for label in labels_of(row)]
 
 
 def loops(cache_dir: Path, threads: int | None) -> tuple[dict[str, Encode], dict[str, float]]:

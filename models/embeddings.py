@@ -154,19 +154,18 @@ def _backend(requested: str | None, device: str, quantize: bool) -> str:
         raise ValueError(f"unknown embedding backend {name!r} (choose one of {', '.join(BACKENDS)}; "
                          f"{BACKEND_ENV})")
     if quantize:
-        if device != "cpu":
-            raise ValueError("int8 quantisation is for the CPU only")
         if name == "torch":
             raise ValueError("int8 vectors are made by ONNX Runtime: use the onnx (or auto) backend")
-        if not onnx_available():
-            raise ValueError("int8 vectors need ONNX Runtime: pip install onnxruntime onnx")
-        return "onnx"
+        name = "onnx"
     if name == "auto":
         return "onnx" if device == "cpu" and onnx_available() else "torch"
-    if name == "onnx" and device != "cpu":
-        raise ValueError("the onnx backend runs on the CPU only (use torch or auto on a GPU)")
-    if name == "onnx" and not onnx_available():
-        raise ValueError("the onnx backend needs ONNX Runtime: pip install onnxruntime onnx")
+    if name == "torch":
+        return name
+    what = "int8 vectors" if quantize else "the onnx backend"
+    if device != "cpu":
+        raise ValueError(f"{what}: CPU only (use the torch or auto backend on a GPU, without int8)")
+    if not onnx_available():
+        raise ValueError(f"{what} need ONNX Runtime: pip install onnxruntime onnx")
     return name
 
 
