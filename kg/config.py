@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Final
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBED_BACKENDS: Final = ("auto", "onnx", "torch")
+"""Phenotype-embedding backends (:mod:`models.embeddings`); here so commands can validate one without torch."""
 
 
 def _default_home() -> Path:

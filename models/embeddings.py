@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from kg.config import EMBED_BACKENDS
 from models.encoders import TEXT_CONFIG, TextEncoder, packaged_text_model_path
 from models.onnx_text import OnnxTextModel, onnx_available
 
@@ -59,7 +60,7 @@ __all__ = [
 ENCODER_ENV = "PHENOKG_TEXT_ENCODER"
 #: Environment variable choosing the inference backend: ``auto`` (default), ``onnx`` or ``torch``.
 BACKEND_ENV = "PHENOKG_EMBED_BACKEND"
-BACKENDS = ("auto", "onnx", "torch")
+BACKENDS = EMBED_BACKENDS
 #: How int8 vectors are made (part of their fingerprint): ONNX Runtime dynamic per-channel int8.
 INT8_RECIPE = "onnx-qint8-per-channel"
 #: Bump when the way texts become vectors changes (pooling, preprocessing): stored vectors become stale.

@@ -91,6 +91,9 @@ class KnowledgeTrainConfig:
     :class:`models.sampler.AttributePairSampler`)."""
     trainable_layers: int | None = None
     """Train only the top N transformer layers (``None``: all; embeddings frozen whenever N is set)."""
+    paraphrases: bool = False
+    """Add mention-style paraphrases of grouping-term labels as a ``paraphrase`` attribute kind
+    (:mod:`models.paraphrase`)."""
 
     def __post_init__(self) -> None:
         check_kind_weights(self.kind_weights)
@@ -222,6 +225,7 @@ def _train(
         single_attribute=config.single_attribute,
         name_anchor_prob=config.name_anchor_prob,
         kind_weights=config.kind_weights,
+        paraphrase=config.paraphrases,
     )
     if config.max_steps is not None:
         total_steps = int(config.max_steps) if data.epoch_batches(0) else 0

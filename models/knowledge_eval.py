@@ -30,6 +30,7 @@ __all__ = [
     "GoldMention",
     "evaluate_knowledge_encoder",
     "evaluate_normalisation",
+    "normalisation_ranks",
     "read_gold_mentions",
 ]
 
@@ -96,18 +97,15 @@ class CachedEncoder:
         return torch.stack([self._cache[t] for t in texts])
 
 
-def evaluate_normalisation(
+def normalisation_ranks(
     encoder: Any,
     gallery: Sequence[tuple[str, Sequence[str]]],
     mentions: Sequence[GoldMention],
     *,
     redirects: Mapping[str, str] | None = None,
-    k: Sequence[int] = (1, 5),
-) -> dict[str, float]:
-    """acc@k of mention → term nearest-neighbour search (a term scores its best label).
-
-    ``gallery``: ``(term id, labels)``; ``redirects``: old id → current id for the gold ids.
-    """
+) -> list[int | None]:
+    """1-based rank of each mention's gold term by nearest-neighbour search (a term scores its best label);
+    ``None`` where the gold id (after ``redirects``) is not a gallery term. Equal scores keep gallery order."""
     term_ids = [tid for tid, _ in gallery]
     index = {tid: i for i, tid in enumerate(term_ids)}
     labels: list[str] = []
@@ -116,29 +114,45 @@ def evaluate_normalisation(
         for t in dict.fromkeys(x for x in texts if x):
             labels.append(t)
             owner.append(i)
-    result: dict[str, float] = {"n_mentions": float(len(mentions)), "gallery_terms": float(len(term_ids)),
-                                "gallery_labels": float(len(labels))}
-    kept: list[tuple[str, int]] = []
-    for text, gold in mentions:
-        current = redirects.get(gold, gold) if redirects is not None else gold
-        if current in index:
-            kept.append((text, index[current]))
-    result["n_evaluated"] = float(len(kept))
-    result["n_gold_not_in_gallery"] = float(len(mentions) - len(kept))
+    targets = [index.get(redirects.get(gold, gold) if redirects is not None else gold) for _, gold in mentions]
+    kept = [i for i, target in enumerate(targets) if target is not None]
+    ranks: list[int | None] = [None] * len(mentions)
     if not kept or not labels:
-        for kk in k:
-            result[f"acc@{kk}"] = float("nan")
-        return result
+        return ranks
     lab = torch.nn.functional.normalize(encoder.encode(labels).float(), dim=-1)
-    qry = torch.nn.functional.normalize(encoder.encode([t for t, _ in kept]).float(), dim=-1)
+    qry = torch.nn.functional.normalize(encoder.encode([mentions[i][0] for i in kept]).float(), dim=-1)
     sims = qry @ lab.T  # [Q, L]
     owner_t = torch.tensor(owner).unsqueeze(0).expand_as(sims)
     per_term = torch.full((len(kept), len(term_ids)), -2.0).scatter_reduce(1, owner_t, sims, reduce="amax")
-    kmax = min(max(k), len(term_ids))
-    top = per_term.topk(kmax, dim=1).indices
-    hits = top == torch.tensor([t for _, t in kept]).unsqueeze(1)
+    gold_index = torch.tensor([targets[i] for i in kept])
+    gold_scores = per_term[torch.arange(len(kept)), gold_index].unsqueeze(1)
+    earlier = torch.arange(len(term_ids)).unsqueeze(0) < gold_index.unsqueeze(1)
+    above = ((per_term > gold_scores) | ((per_term == gold_scores) & earlier)).sum(dim=1)
+    for row, i in enumerate(kept):
+        ranks[i] = int(above[row]) + 1
+    return ranks
+
+
+def evaluate_normalisation(
+    encoder: Any,
+    gallery: Sequence[tuple[str, Sequence[str]]],
+    mentions: Sequence[GoldMention],
+    *,
+    redirects: Mapping[str, str] | None = None,
+    k: Sequence[int] = (1, 5),
+) -> dict[str, float]:
+    """acc@k of mention → term nearest-neighbour search (see :func:`normalisation_ranks`).
+
+    ``gallery``: ``(term id, labels)``; ``redirects``: old id → current id for the gold ids.
+    """
+    n_labels = sum(len(dict.fromkeys(x for x in texts if x)) for _, texts in gallery)
+    result: dict[str, float] = {"n_mentions": float(len(mentions)), "gallery_terms": float(len(gallery)),
+                                "gallery_labels": float(n_labels)}
+    ranks = [r for r in normalisation_ranks(encoder, gallery, mentions, redirects=redirects) if r is not None]
+    result["n_evaluated"] = float(len(ranks))
+    result["n_gold_not_in_gallery"] = float(len(mentions) - len(ranks))
     for kk in k:
-        result[f"acc@{kk}"] = float(hits[:, : min(kk, kmax)].any(dim=1).float().mean())
+        result[f"acc@{kk}"] = sum(r <= kk for r in ranks) / len(ranks) if ranks else float("nan")
     return result
 
 

@@ -1,8 +1,9 @@
 """Attribute sampling for the phenotype knowledge encoder (PhenoLIP stage 1, seed 004 §4.1).
 
 Each phenotype contributes textual *attributes*: its name, its definition, each synonym and one relational
-sentence "X is a child phenotype of Y" per parent. A positive pair is two different attributes of the same
-phenotype; the other pairs of a batch serve as in-batch negatives.
+sentence "X is a child phenotype of Y" per parent (and, when asked, mention-style paraphrases of grouping-term
+labels such as "cutaneous abnormalities" for *Abnormality of the skin*, :mod:`models.paraphrase`). A positive
+pair is two different attributes of the same phenotype; the other pairs of a batch serve as in-batch negatives.
 
 False negatives are kept out in two layers:
 
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from models.paraphrase import paraphrases_of_labels
 from models.types import PhenotypeAttributes
 
 if TYPE_CHECKING:
@@ -52,9 +54,9 @@ __all__ = [
     "relation_text",
 ]
 
-AttributeKind = Literal["name", "definition", "synonym", "relation", "template"]
+AttributeKind = Literal["name", "definition", "synonym", "relation", "paraphrase", "template"]
 SingleAttributePolicy = Literal["skip", "template"]
-ATTRIBUTE_KINDS: tuple[AttributeKind, ...] = ("name", "definition", "synonym", "relation", "template")
+ATTRIBUTE_KINDS: tuple[AttributeKind, ...] = ("name", "definition", "synonym", "relation", "paraphrase", "template")
 
 RELATION_TEMPLATE = "{child} is a child phenotype of {parent}"
 SINGLE_TEMPLATE = "the phenotype {name}"
@@ -91,13 +93,18 @@ class PositivePair:
     positive: Attribute
 
 
-def attributes_of(p: PhenotypeAttributes) -> tuple[Attribute, ...]:
-    """Distinct attributes of ``p`` (name first), deduplicated by :func:`normalize_text`, empties dropped."""
+def attributes_of(p: PhenotypeAttributes, *, paraphrase: bool = False) -> tuple[Attribute, ...]:
+    """Distinct attributes of ``p`` (name first), deduplicated by :func:`normalize_text`, empties dropped.
+
+    ``paraphrase``: add mention-style paraphrases of grouping-term labels (:mod:`models.paraphrase`).
+    """
     candidates: list[Attribute] = [Attribute("name", p.name)]
     if p.definition:
         candidates.append(Attribute("definition", p.definition))
     candidates.extend(Attribute("synonym", s) for s in p.synonyms)
     candidates.extend(Attribute("relation", relation_text(p.name, parent)) for parent in p.parents if parent)
+    if paraphrase:
+        candidates.extend(Attribute("paraphrase", s) for s in paraphrases_of_labels((p.name, *p.synonyms)))
     seen: set[str] = set()
     out: list[Attribute] = []
     for a in candidates:
@@ -145,6 +152,7 @@ class AttributePairSampler:
         single_attribute: SingleAttributePolicy = "skip",
         name_anchor_prob: float = 0.5,
         kind_weights: Mapping[str, float] | None = None,
+        paraphrase: bool = False,
     ) -> None:
         if single_attribute not in ("skip", "template"):
             raise ValueError(f"single_attribute must be 'skip' or 'template', not {single_attribute!r}")
@@ -156,7 +164,7 @@ class AttributePairSampler:
         kept: list[PhenotypeAttributes] = []
         attrs: list[tuple[Attribute, ...]] = []
         for p in phenotypes:
-            a = attributes_of(p)
+            a = attributes_of(p, paraphrase=paraphrase)
             if len(a) < 2:
                 if single_attribute == "skip" or not a:
                     continue
@@ -304,12 +312,13 @@ class KnowledgePairBatches:
         single_attribute: SingleAttributePolicy = "skip",
         name_anchor_prob: float = 0.5,
         kind_weights: Mapping[str, float] | None = None,
+        paraphrase: bool = False,
         drop_last: bool = False,
         min_batch: int = 2,
     ) -> None:
         self.pair_sampler = AttributePairSampler(
             phenotypes, seed=seed, single_attribute=single_attribute, name_anchor_prob=name_anchor_prob,
-            kind_weights=kind_weights,
+            kind_weights=kind_weights, paraphrase=paraphrase,
         )
         self.batch_sampler = ConflictFreeBatchSampler(
             self.pair_sampler.phenotypes,

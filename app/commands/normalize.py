@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from kg.config import EMBED_BACKENDS
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
     from kg.graph import Graph
 
 CHUNK = 1000
-EMBED_BACKENDS = ("auto", "onnx", "torch")  # models.embeddings.BACKENDS, without importing torch here
 
 
 def ensure_embeddings(graph: Graph, encoder: str | Path | None = None, *, batch_size: int | None = None,

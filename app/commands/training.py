@@ -289,6 +289,10 @@ def register(app: typer.Typer) -> None:
                  "(kinds not named weigh 1).")] = None,
         trainable_layers: Annotated[int | None, typer.Option(
             min=1, help="Train only the top N transformer layers (default: all).")] = None,
+        paraphrases: Annotated[bool, typer.Option(
+            "--paraphrases/--no-paraphrases",
+            help="Add mention-style paraphrases of grouping terms ('cutaneous abnormalities' for "
+                 "Abnormality of the skin) as a 'paraphrase' attribute kind.")] = False,
         device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N].")] = "auto",
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
@@ -297,7 +301,7 @@ def register(app: typer.Typer) -> None:
         train = {"seed": seed, "batch_size": batch_size, "lr": lr, "epochs": epochs, "max_steps": max_steps,
                  "temperature": tau, "max_length": max_length, "warmup_steps": warmup_steps,
                  "name_anchor_prob": name_anchor_prob, "kind_weights": parse_kind_weights(kind_weights),
-                 "trainable_layers": trainable_layers}
+                 "trainable_layers": trainable_layers, "paraphrases": paraphrases}
         summary = train_knowledge_encoder_command(
             out, base_model, train, resume=resume, held_out_fraction=held_out_fraction, activate=activate,
             gold=gold, baseline=baseline, branch=None if branch.lower() == "all" else branch, device=device,

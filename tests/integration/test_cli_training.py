@@ -96,8 +96,8 @@ def test_train_knowledge_encoder_and_models(home: Path, tiny_bert: Path, tmp_pat
     model_dir = tmp_path / "ke"
     out = run(home, "train", "knowledge-encoder", "--base-model", str(tiny_bert), "--max-steps", "2",
               "--batch-size", "4", "--held-out-fraction", "0.3", "--seed", "3", "--gold", str(gold),
-              "--trainable-layers", "1", "--kind-weights", "synonym=3, relation=0.5", "--name-anchor-prob", "0.8",
-              "--out", str(model_dir), "--activate", "--quiet")
+              "--trainable-layers", "1", "--kind-weights", "synonym=3, relation=0.5, paraphrase=2",
+              "--name-anchor-prob", "0.8", "--paraphrases", "--out", str(model_dir), "--activate", "--quiet")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["active"] is True and summary["kind"] == "knowledge-encoder"
@@ -112,7 +112,8 @@ def test_train_knowledge_encoder_and_models(home: Path, tiny_bert: Path, tmp_pat
         assert doc["data_hash"] == summary["data_hash"] and doc["seed"] == 3 and doc["code_version"]
     assert config["train"]["model_path"] == str(tiny_bert.resolve()) and config["train"]["max_steps"] == 2
     assert config["train"]["trainable_layers"] == 1 and config["train"]["name_anchor_prob"] == 0.8
-    assert config["train"]["kind_weights"] == {"synonym": 3.0, "relation": 0.5}
+    assert config["train"]["kind_weights"] == {"synonym": 3.0, "relation": 0.5, "paraphrase": 2.0}
+    assert config["train"]["paraphrases"] is True
     assert len(config["held_out_ids"]) == summary["held_out_phenotypes"] >= 1
     norm = metrics["eval"]["trained"]["normalisation"]
     assert norm["n_mentions"] == 3 and norm["n_evaluated"] == 2  # HP:0002279 is an alt id; gout is unknown

@@ -157,9 +157,9 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_bert_dir: Path, tmp_path: 
         )
 
 
-def test_top_layers_only_and_kind_weights(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    cfg = _config(tiny_bert_dir, max_steps=4, trainable_layers=1, kind_weights={"synonym": 3.0, "relation": 0.5},
-                  name_anchor_prob=0.8)
+def test_top_layers_only_kind_weights_and_paraphrases(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    cfg = _config(tiny_bert_dir, max_steps=4, trainable_layers=1, name_anchor_prob=0.8, paraphrases=True,
+                  kind_weights={"synonym": 3.0, "relation": 0.5, "paraphrase": 2.0})
     train_knowledge_encoder(synthetic_phenotypes(), cfg, tmp_path, progress=False)
     before = TextEncoder.from_pretrained(tiny_bert_dir).model.state_dict()
     after = TextEncoder.from_pretrained(tmp_path / "encoder").model.state_dict()

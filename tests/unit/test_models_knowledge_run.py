@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from models.knowledge import KnowledgeTrainConfig
-from models.knowledge_eval import evaluate_normalisation, read_gold_mentions
+from models.knowledge_eval import evaluate_normalisation, normalisation_ranks, read_gold_mentions
 from models.knowledge_run import run_knowledge_training
 from models.types import PhenotypeAttributes
 from models.views import split_held_out, to_attributes, to_disease_sets
@@ -37,6 +37,15 @@ def test_evaluate_normalisation_best_label_and_redirects() -> None:
     assert res["gallery_terms"] == 3 and res["gallery_labels"] == 5
     wrong = evaluate_normalisation(BagOfWords(), gallery, [("big heart", "HP:2")])
     assert wrong["acc@1"] == 0.0 and wrong["acc@5"] == 1.0  # 3 terms: always within the top 5
+
+
+def test_normalisation_ranks_are_one_based_with_ties_in_gallery_order() -> None:
+    gallery = [("HP:1", ["Cardiomegaly", "big heart"]), ("HP:2", ["Pleural fluid"]), ("HP:3", ["Seizure", "fit"]),
+               ("HP:4", ["fit"])]  # HP:3 and HP:4 tie on "fit"
+    mentions = [("big heart", "HP:1"), ("fit", "HP:3"), ("fit", "HP:4"), ("big heart", "HP:2"), ("gout", "HP:9")]
+    ranks = normalisation_ranks(BagOfWords(), gallery, mentions)
+    assert ranks[:3] == [1, 1, 2] and ranks[3] is not None and ranks[3] > 1 and ranks[4] is None
+    assert normalisation_ranks(BagOfWords(), gallery, []) == []
 
 
 def test_read_gold_mentions(tmp_path: Path) -> None:
