@@ -55,3 +55,22 @@ def empty_graph(graph: Graph) -> Iterator[Graph]:
     clear_graph(graph)
     yield graph
     clear_graph(graph)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) saved as a plain Hugging Face directory with the packaged
+    MiniLM tokenizer: a user-style checkpoint that trains fast on 2 CPU cores."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from models.encoders import packaged_text_model_path
+
+    out = tmp_path_factory.mktemp("tiny_bert")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        cfg = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                         max_position_embeddings=64)
+        BertModel(cfg).save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(packaged_text_model_path())).save_pretrained(str(out))
+    return out

@@ -1,4 +1,6 @@
-"""Helpers shared by the API integration tests: an app over the mini fixture graph, problem+json checks."""
+"""Helpers shared by the API integration tests: an app over the mini fixture graph, problem+json checks.
+
+``client``: the real app over the mini fixture graph, once per test module (a module may define its own)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.config import AppSettings
@@ -30,6 +33,12 @@ def mini_app_client(graph: Graph, graph_settings: GraphSettings) -> Iterator[Tes
     with TestClient(create_app(settings)) as test_client:
         yield test_client
     clear_graph(graph)
+
+
+@pytest.fixture(scope="module")
+def client(graph: Graph, graph_settings: GraphSettings) -> Iterator[TestClient]:
+    with mini_app_client(graph, graph_settings) as test_client:
+        yield test_client
 
 
 def assert_problem(response: Any, status: int) -> dict[str, Any]:

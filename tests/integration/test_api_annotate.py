@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from kg.config import GraphSettings
-from kg.graph import Graph
-from tests.integration.conftest import assert_problem, mini_app_client
+from tests.integration.conftest import assert_problem
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture(scope="module")
-def client(graph: Graph, graph_settings: GraphSettings) -> Iterator[TestClient]:
-    with mini_app_client(graph, graph_settings) as test_client:
-        yield test_client
 
 
 _problem = assert_problem

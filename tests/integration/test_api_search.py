@@ -15,7 +15,6 @@ from kg.build import build
 from kg.config import GraphSettings
 from kg.embedding_store import embedding_meta, stale_terms
 from kg.graph import Graph
-from tests.unit.test_models_knowledge import tiny_bert_dir  # noqa: F401
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -193,7 +192,7 @@ def test_openapi_documents_search_and_normalize(client: TestClient) -> None:
 
 
 def test_activating_a_knowledge_encoder_switches_search(client: TestClient, embedded_graph: Graph,
-                                                        tiny_bert_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+                                                        tiny_bert_dir: Path, tmp_path: Path) -> None:
     """`models activate` → re-embedding with the active encoder → the running API answers with it."""
     import time
 

@@ -43,21 +43,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         run(h, "db", "stop")
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from models.encoders import packaged_text_model_path
-
-    out = tmp_path_factory.mktemp("tiny_bert")
-    torch.manual_seed(0)
-    cfg = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                     max_position_embeddings=64)
-    BertModel(cfg).save_pretrained(str(out))
-    AutoTokenizer.from_pretrained(str(packaged_text_model_path())).save_pretrained(str(out))
-    return out
-
 
 def test_captions(home: Path) -> None:
     out = run(home, "captions", "OMIM:100001", "--n", "2", "--seed", "1")
@@ -89,12 +74,12 @@ def test_captions(home: Path) -> None:
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_train_knowledge_encoder_and_models(home: Path, tiny_bert: Path, tmp_path: Path) -> None:
+def test_train_knowledge_encoder_and_models(home: Path, tiny_bert_dir: Path, tmp_path: Path) -> None:
     gold = tmp_path / "gold.tsv"
     gold.write_text("1\nText.\n0\t14\tenlarged heart\tHP:0001640\n0\t5\tfits\tHP:0002279\n"
                     "0\t4\tgout\tHP:0001997\n", encoding="utf-8")
     model_dir = tmp_path / "ke"
-    out = run(home, "train", "knowledge-encoder", "--base-model", str(tiny_bert), "--max-steps", "2",
+    out = run(home, "train", "knowledge-encoder", "--base-model", str(tiny_bert_dir), "--max-steps", "2",
               "--batch-size", "4", "--held-out-fraction", "0.3", "--seed", "3", "--gold", str(gold),
               "--trainable-layers", "1", "--kind-weights", "synonym=3, relation=0.5, paraphrase=2",
               "--name-anchor-prob", "0.8", "--paraphrases", "--out", str(model_dir), "--activate", "--quiet")
@@ -110,7 +95,7 @@ def test_train_knowledge_encoder_and_models(home: Path, tiny_bert: Path, tmp_pat
     metrics = json.loads((model_dir / "metrics.json").read_text())
     for doc in (config, metrics):
         assert doc["data_hash"] == summary["data_hash"] and doc["seed"] == 3 and doc["code_version"]
-    assert config["train"]["model_path"] == str(tiny_bert.resolve()) and config["train"]["max_steps"] == 2
+    assert config["train"]["model_path"] == str(tiny_bert_dir.resolve()) and config["train"]["max_steps"] == 2
     assert config["train"]["trainable_layers"] == 1 and config["train"]["name_anchor_prob"] == 0.8
     assert config["train"]["kind_weights"] == {"synonym": 3.0, "relation": 0.5, "paraphrase": 2.0}
     assert config["train"]["paraphrases"] is True
@@ -123,7 +108,7 @@ def test_train_knowledge_encoder_and_models(home: Path, tiny_bert: Path, tmp_pat
     assert [(m["id"], m["active"], m["path"]) for m in listed] == [(summary["id"], True, str(model_dir))]
     assert listed[0]["metrics"]["data_hash"] == summary["data_hash"]
 
-    again = run(home, "train", "knowledge-encoder", "--base-model", str(tiny_bert), "--out", str(model_dir))
+    again = run(home, "train", "knowledge-encoder", "--base-model", str(tiny_bert_dir), "--out", str(model_dir))
     assert again.returncode == 2 and "already holds a training run" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
     for bad, message in (("synonym=lots", "'lots' is not a number"), ("synonym", "expected KIND=WEIGHT"),
@@ -161,7 +146,7 @@ def _tiny_npz(path: Path) -> Path:
     return path
 
 
-def test_clip_import_train_evaluate(home: Path, tiny_bert: Path, tmp_path: Path) -> None:
+def test_clip_import_train_evaluate(home: Path, tiny_bert_dir: Path, tmp_path: Path) -> None:
     npz = _tiny_npz(tmp_path / "tiny.npz")
     labels = "0=OMIM:100001,1=ORPHA:200002"
     imp = run(home, "evidence", "import-npz", str(npz), "--labels", labels, "--license", "CC0", "--dataset",
@@ -179,7 +164,7 @@ def test_clip_import_train_evaluate(home: Path, tiny_bert: Path, tmp_path: Path)
 
     model_dir = tmp_path / "clip"
     out = run(home, "train", "clip", "--source", "tinymnist", "--captions", "fine", "--image-size", "32",
-              "--max-steps", "2", "--batch-size", "4", "--text-model", str(tiny_bert), "--text-layers", "1",
+              "--max-steps", "2", "--batch-size", "4", "--text-model", str(tiny_bert_dir), "--text-layers", "1",
               "--k", "1,3", "--out", str(model_dir), "--quiet", timeout=300)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
@@ -212,7 +197,7 @@ def test_clip_import_train_evaluate(home: Path, tiny_bert: Path, tmp_path: Path)
     assert by_dir["seed"] == 0 and by_dir["config"]["captions"] == "fine"
     assert by_dir["metrics"]["zero_shot"] == metrics["zero_shot"]  # same model, same data: same figures
 
-    untrained = run(home, "evaluate", "untrained", "--source", "tinymnist", "--text-model", str(tiny_bert),
+    untrained = run(home, "evaluate", "untrained", "--source", "tinymnist", "--text-model", str(tiny_bert_dir),
                     "--image-size", "32", timeout=300)
     assert untrained.returncode == 0, untrained.stderr
     assert json.loads(untrained.stdout)["model"]["id"] == "untrained"
@@ -229,7 +214,7 @@ def test_clip_import_train_evaluate(home: Path, tiny_bert: Path, tmp_path: Path)
 
 
 @pytest.mark.slow  # two ranks, each importing torch + transformers: ~40 s on 2 cores
-def test_train_clip_under_torchrun(home: Path, tiny_bert: Path, tmp_path: Path) -> None:
+def test_train_clip_under_torchrun(home: Path, tiny_bert_dir: Path, tmp_path: Path) -> None:
     """`torchrun --nproc_per_node 2 -m app.cli train clip`: gloo DDP, one registration by rank 0."""
     npz = _tiny_npz(tmp_path / "ddp.npz")
     imp = run(home, "evidence", "import-npz", str(npz), "--labels", "0=OMIM:100001,1=ORPHA:200002", "--license",
@@ -242,7 +227,7 @@ def test_train_clip_under_torchrun(home: Path, tiny_bert: Path, tmp_path: Path) 
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "app.cli",
          "train", "clip", "--source", "tinyddp", "--image-size", "32", "--max-steps", "2", "--batch-size", "4",
-         "--text-model", str(tiny_bert), "--out", str(out_dir), "--quiet"],
+         "--text-model", str(tiny_bert_dir), "--out", str(out_dir), "--quiet"],
         capture_output=True, text=True, env=env, timeout=600, cwd=Path(__file__).parents[2])
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)  # only rank 0 prints

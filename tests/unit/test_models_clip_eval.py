@@ -18,7 +18,6 @@ from models.clip_train import build_clip_model, train_clip
 from models.encoders import CLIPModel, ImageEncoder, TextEncoder, freeze_text_layers
 from models.npz_evidence import MANIFEST, parse_label_map, write_npz_manifest
 from tests.unit.test_models_clip_train import DISEASES, _images, tiny_config
-from tests.unit.test_models_knowledge import tiny_bert_dir  # noqa: F401
 
 BY_ID = {d.id: d for d in DISEASES.values()}
 
@@ -83,7 +82,7 @@ def test_evidence_dataset_recaptions_from_the_finding(tmp_path: Path) -> None:
         ClipData(clash, BY_ID).classes()
 
 
-def test_evaluate_clip_and_linear_probe(tiny_bert_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_evaluate_clip_and_linear_probe(tiny_bert_dir: Path, tmp_path: Path) -> None:
     views = _views(tmp_path, 12)
     torch.manual_seed(0)
     model, teacher = build_clip_model(tiny_config(tiny_bert_dir, w_kd=0.0))
@@ -141,7 +140,7 @@ def test_npz_manifest(tmp_path: Path) -> None:
         write_npz_manifest(npz, tmp_path / "c", DISEASES, dataset="t", license="x", splits=("val",), progress=False)
 
 
-def test_freeze_text_layers(tiny_bert_dir: Path) -> None:  # noqa: F811
+def test_freeze_text_layers(tiny_bert_dir: Path) -> None:
     text = TextEncoder.from_pretrained(tiny_bert_dir)
     assert freeze_text_layers(text, None) == 2
     assert not any(p.requires_grad for n, p in text.model.named_parameters() if n.startswith("pooler."))
@@ -151,7 +150,7 @@ def test_freeze_text_layers(tiny_bert_dir: Path) -> None:  # noqa: F811
     assert freeze_text_layers(text, 0) == 0 and not any(p.requires_grad for p in text.parameters())
 
 
-def test_frozen_text_tower_trains_heads_only_and_is_deterministic(tiny_bert_dir: Path,  # noqa: F811
+def test_frozen_text_tower_trains_heads_only_and_is_deterministic(tiny_bert_dir: Path,
                                                                   tmp_path: Path) -> None:
     images, labels = _images(32)
     ds = SetTheoryCaptionDataset(images, labels, DISEASES, image_size=32, seed=0)

@@ -18,7 +18,6 @@ from models.clip_eval import retrieval_recall, zero_shot_accuracy
 from models.clip_train import ClipTrainConfig, train_clip
 from models.encoders import CLIPModel
 from models.types import DiseaseSets
-from tests.unit.test_models_knowledge import tiny_bert_dir  # noqa: F401
 
 ROOT = Path(__file__).parents[2]
 DISEASES = {
@@ -74,7 +73,7 @@ def test_image_tensor_and_datasets(tmp_path: Path) -> None:
     assert ev[0].image.shape == (1, 16, 16) and ev[0].phenotypes == frozenset({"HP:0002090"})
 
 
-def test_train_clip_two_steps_and_evaluate(tiny_bert_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_train_clip_two_steps_and_evaluate(tiny_bert_dir: Path, tmp_path: Path) -> None:
     images, labels = _images()
     ds = SetTheoryCaptionDataset(images, labels, DISEASES, image_size=32, seed=0)
     summary = train_clip(ds, tiny_config(tiny_bert_dir), tmp_path / "clip", device="cpu", progress=False)
@@ -92,7 +91,7 @@ def test_train_clip_two_steps_and_evaluate(tiny_bert_dir: Path, tmp_path: Path) 
 
 
 @pytest.mark.slow  # two fresh interpreters importing torch + transformers: ~45 s on 2 busy cores
-def test_ddp_gloo_two_processes(tiny_bert_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_ddp_gloo_two_processes(tiny_bert_dir: Path, tmp_path: Path) -> None:
     """torchrun --standalone --nproc_per_node 2: both ranks end with identical weights; rank 0 saves."""
     out = tmp_path / "ddp"
     config = tiny_config(tiny_bert_dir, batch_size=4).to_dict()

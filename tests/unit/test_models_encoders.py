@@ -42,24 +42,6 @@ def minilm() -> TextEncoder:
     return TextEncoder.from_pretrained(None)
 
 
-@pytest.fixture(scope="module")
-def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised 2-layer BERT saved as a plain Hugging Face directory (MiniLM tokenizer)."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    out = tmp_path_factory.mktemp("tiny_bert")
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(cfg).save_pretrained(str(out))
-    AutoTokenizer.from_pretrained(str(packaged_text_model_path())).save_pretrained(str(out))
-    return out
-
 
 def _checkerboard(square: int = 28, size: int = 224) -> torch.Tensor:
     y = torch.arange(size)

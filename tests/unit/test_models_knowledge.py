@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import torch
 
-from models.encoders import TextEncoder, packaged_text_model_path
+from models.encoders import TextEncoder
 from models.knowledge import (
     KnowledgeTrainConfig,
     evaluate_attribute_retrieval,
@@ -51,24 +51,6 @@ def synthetic_phenotypes() -> list[PhenotypeAttributes]:
             )
     return out
 
-
-@pytest.fixture(scope="module")
-def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised 2-layer BERT (hidden 32) with the MiniLM tokenizer: fast on 2 CPU cores."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    out = tmp_path_factory.mktemp("tiny_bert")
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(cfg).save_pretrained(str(out))
-    AutoTokenizer.from_pretrained(str(packaged_text_model_path())).save_pretrained(str(out))
-    return out
 
 
 def _config(model_dir: Path, **overrides: Any) -> KnowledgeTrainConfig:

@@ -15,7 +15,7 @@ from models.knowledge_eval import evaluate_normalisation, normalisation_ranks, r
 from models.knowledge_run import run_knowledge_training
 from models.types import PhenotypeAttributes
 from models.views import split_held_out, to_attributes, to_disease_sets
-from tests.unit.test_models_knowledge import synthetic_phenotypes, tiny_bert_dir  # noqa: F401
+from tests.unit.test_models_knowledge import synthetic_phenotypes
 
 VOCAB = ["heart", "big", "lung", "fluid", "fit", "seizure", "enlarged", "cardiomegaly"]
 
@@ -73,7 +73,7 @@ def test_views_conversion_and_split() -> None:
         split_held_out(phenos, 1.0)
 
 
-def test_run_knowledge_training_writes_a_model_directory(tiny_bert_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_run_knowledge_training_writes_a_model_directory(tiny_bert_dir: Path, tmp_path: Path) -> None:
     config = KnowledgeTrainConfig(model_path=str(tiny_bert_dir), seed=2, batch_size=8, lr=1e-3, max_steps=2,
                                   max_length=32)
     mentions = [("enlarged heart", "HP:9999999"), ("lung cyst", "HP:OLD")]

@@ -11,13 +11,11 @@ from models import embeddings as emb_mod
 from models.embeddings import BACKEND_ENV, TextEmbedder, encoder_info
 from models.onnx_text import onnx_cache_file
 
-from .test_models_encoders import tiny_bert_dir  # noqa: F401  (fixture)
-
 TEXTS = ["Seizures", "Short stature", "Abnormality of the cardiovascular system", "seizures",
          "A very long phenotype description that runs to many more word pieces than the others do", ""]
 
 
-def test_onnx_fp32_gives_the_torch_vectors_and_caches_its_export(tiny_bert_dir: Path,  # noqa: F811
+def test_onnx_fp32_gives_the_torch_vectors_and_caches_its_export(tiny_bert_dir: Path,
                                                                   tmp_path: Path) -> None:
     torch_emb = TextEmbedder.load(tiny_bert_dir, device="cpu", backend="torch")
     onnx_emb = TextEmbedder.load(tiny_bert_dir, device="cpu", backend="onnx", cache_dir=tmp_path)
@@ -37,7 +35,7 @@ def test_onnx_fp32_gives_the_torch_vectors_and_caches_its_export(tiny_bert_dir: 
     np.testing.assert_allclose(again.encode(TEXTS), b, atol=1e-6)
 
 
-def test_int8_has_its_own_fingerprint_and_stays_close(tiny_bert_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_int8_has_its_own_fingerprint_and_stays_close(tiny_bert_dir: Path, tmp_path: Path) -> None:
     fp32 = TextEmbedder.load(tiny_bert_dir, device="cpu", backend="onnx", cache_dir=tmp_path)
     int8 = TextEmbedder.load(tiny_bert_dir, device="cpu", quantize=True, cache_dir=tmp_path)
     assert int8.backend == "onnx-int8" and int8.info.quantized
@@ -47,7 +45,7 @@ def test_int8_has_its_own_fingerprint_and_stays_close(tiny_bert_dir: Path, tmp_p
     assert cos.min() > 0.9
 
 
-def test_backend_choice_and_clear_errors(tiny_bert_dir: Path, tmp_path: Path,  # noqa: F811
+def test_backend_choice_and_clear_errors(tiny_bert_dir: Path, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(BACKEND_ENV, "torch")
     assert TextEmbedder.load(tiny_bert_dir, device="cpu", cache_dir=tmp_path).backend == "torch"
@@ -62,7 +60,7 @@ def test_backend_choice_and_clear_errors(tiny_bert_dir: Path, tmp_path: Path,  #
         TextEmbedder.load(tiny_bert_dir, device="cuda", backend="onnx")
 
 
-def test_a_failed_fp32_export_falls_back_to_torch(tiny_bert_dir: Path, tmp_path: Path,  # noqa: F811
+def test_a_failed_fp32_export_falls_back_to_torch(tiny_bert_dir: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("unsupported operator")
