@@ -13,12 +13,15 @@ Gallery: the names and synonyms of every live term under *Phenotypic abnormality
 as :class:`models.encoders.TextEncoder` at ``--max-length`` tokens: the same code the training command's
 ``metrics.json`` comes from. The packaged all-MiniLM-L6-v2 (``base``) is always evaluated, in the same run.
 
-Per corpus and encoder: acc@1, acc@5, acc@10 and MRR; for each encoder against ``base``: mentions won and
-lost at k = 1 and 5, the exact McNemar p-value on those discordant mentions, and a 95 % bootstrap interval of
-the accuracy difference that resamples whole documents (mentions of one abstract are not independent).
+Per corpus (and for all corpora pooled) and encoder: acc@1, acc@5, acc@10 and MRR; for each encoder against
+``base``: mentions won and lost at k = 1 and 5, the exact McNemar p-value on those discordant mentions, and a
+95 % bootstrap interval of the accuracy difference that resamples whole documents (mentions of one abstract are
+not independent).
 
-Corpora are GSC+-style TSV files (a PubMed id line, a text line, then ``start<TAB>end<TAB>mention<TAB>HP id``
-lines). The GSC+ test split is not part of ``../shared``; its provenance is in ``docs/benchmarks.md``.
+Corpora are GSC+-style TSV files (a document id line, a text line, then ``start<TAB>end<TAB>mention<TAB>HP id``
+lines, a blank line between documents) or PhenoBERT-style directories (``ann/<doc>`` files of such mention
+lines). Only the GSC+ dev file is part of ``../shared``; where the GSC+ test split and ID-68 come from is in
+``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -60,8 +63,29 @@ class Corpus:
     mentions: list[tuple[str, str]]  # (text, gold id)
 
 
+def read_ann_dir(name: str, path: Path) -> Corpus:
+    """Mentions of a PhenoBERT-style corpus directory: ``ann/<doc>`` files of mention lines (the texts sit in
+    ``corpus/<doc>`` and are not needed)."""
+    docs: list[str] = []
+    mentions: list[tuple[str, str]] = []
+    for ann in sorted((path / "ann").iterdir()):
+        for lineno, line in enumerate(ann.read_text(encoding="utf-8").splitlines(), start=1):
+            parts = line.split("\t")
+            if len(parts) < 4 or not parts[2].strip():
+                continue
+            if not parts[3].strip().startswith("HP:"):
+                raise SystemExit(f"{ann}:{lineno}: expected an HP id in column 4, got {parts[3]!r}")
+            docs.append(ann.name)
+            mentions.append((parts[2].strip(), parts[3].strip()))
+    if not mentions:
+        raise SystemExit(f"{path}/ann: no mention lines (start<TAB>end<TAB>text<TAB>HP id)")
+    return Corpus(name, path, docs, mentions)
+
+
 def read_corpus(name: str, path: Path) -> Corpus:
-    """Mentions of a GSC+-style file with the document each one belongs to."""
+    """Mentions of a GSC+-style file (or a PhenoBERT-style directory) with the document each belongs to."""
+    if path.is_dir():
+        return read_ann_dir(name, path)
     docs: list[str] = []
     mentions: list[tuple[str, str]] = []
     doc, expect_id = "", True  # a document starts with its id line, at the top or after a blank line
@@ -178,22 +202,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "hp_obo_sha256": sha256_file(obo), "gallery_terms": len(gallery), "max_length": args.max_length,
         "seconds": round(seconds, 1), "encoders": dict(encoders),
-        "corpora": {c.name: {"path": str(c.path), "sha256": sha256_file(c.path), "mentions": len(c.mentions),
+        "corpora": {c.name: {"path": str(c.path), "sha256": sha256_file(c.path) if c.path.is_file() else None,
+                             "mentions": len(c.mentions),
                              "documents": len(set(c.docs))} for c in corpora},
         "results": all_results, "ranks": ranks,
     }
     print(f"Machine: {report['machine']}; {len(gallery):,} gallery terms; {seconds:.0f} s for "
           f"{len(encoders)} encoders; document bootstrap x{args.bootstrap}.\n")
-    for corpus in corpora:
-        evaluated = sum(r is not None for r in ranks["base"][corpus.name])
-        print(f"### {corpus.name}: {evaluated} of {len(corpus.mentions)} mentions evaluated "
-              f"({len(set(corpus.docs))} documents)\n")
+    sections = [(c.name, c.docs, {e: r[c.name] for e, r in ranks.items()}) for c in corpora]
+    if len(corpora) > 1:  # every mention of every corpus, documents kept apart by corpus
+        pooled_docs = [f"{c.name}/{d}" for c in corpora for d in c.docs]
+        sections.append(("all corpora pooled", pooled_docs,
+                         {e: [x for c in corpora for x in r[c.name]] for e, r in ranks.items()}))
+    for title, docs, by_encoder in sections:
+        evaluated = sum(r is not None for r in by_encoder["base"])
+        print(f"### {title}: {evaluated} of {len(docs)} mentions evaluated ({len(set(docs))} documents)\n")
         print("| encoder | acc@1 | acc@5 | acc@10 | MRR | vs base @1: won/lost, Δ [95 % CI], p "
               "| vs base @5: won/lost, Δ [95 % CI], p |")
         print("|---|---:|---:|---:|---:|---|---|")
         results: dict[str, object] = {}
         for name, _ in encoders:
-            r = ranks[name][corpus.name]
+            r = by_encoder[name]
             row: dict[str, object] = {f"acc@{k}": accuracy(r, k) for k in KS}
             row["mrr"] = mrr(r)
             cells = []
@@ -201,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if name == "base":
                     cells.append("–")
                     continue
-                cmp = paired(ranks["base"][corpus.name], r, corpus.docs, k, args.bootstrap, args.seed)
+                cmp = paired(by_encoder["base"], r, docs, k, args.bootstrap, args.seed)
                 row[f"vs_base@{k}"] = cmp
                 cells.append(f"+{cmp['wins']}/−{cmp['losses']}, {cmp['delta'] * 100:+.1f} pts "
                              f"[{cmp['ci_low'] * 100:+.1f}, {cmp['ci_high'] * 100:+.1f}], p={cmp['mcnemar_p']:.2f}")
@@ -209,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"| {name} | {row['acc@1']:.3f} | {row['acc@5']:.3f} | {row['acc@10']:.3f} | {row['mrr']:.3f} "
                   f"| {cells[0]} | {cells[1]} |")
         print()
-        all_results[corpus.name] = results
+        all_results[title] = results
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     return 0

