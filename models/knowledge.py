@@ -165,6 +165,8 @@ def _truncate_metrics(path: Path, max_step: int) -> None:
 
 
 def _check_resumable(saved: dict[str, Any], config: KnowledgeTrainConfig) -> None:
+    # a checkpoint written before a field existed ran with that field's default
+    saved = {**KnowledgeTrainConfig().to_dict(), **saved}
     current = config.to_dict()
     diffs = [k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k]]
     if diffs:

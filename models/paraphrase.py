@@ -6,7 +6,7 @@ morphology", "Hearing abnormality"; papers and notes say "cutaneous abnormalitie
 adjectival forms, so a contrastive encoder trained on them alone learns to separate phenotypes by their
 specific words and has no signal that a generic phrase names the grouping term.
 
-:func:`paraphrases` rewrites a label that matches one of four grouping patterns into a few lower-case
+:func:`paraphrases` rewrites a label that matches one of five grouping patterns into a few lower-case
 mention-style phrases: the subject (and its clinical adjective from :data:`ADJECTIVES`, when listed) followed
 by a plural head noun suited to the pattern (morphology → malformations, physiology → dysfunction). Labels of
 any other shape give nothing. Pure string code: no torch, deterministic.

@@ -139,6 +139,16 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_bert_dir: Path, tmp_path: 
         )
 
 
+def test_a_checkpoint_from_before_a_new_field_resumes_with_its_default(tiny_bert_dir: Path) -> None:
+    from models.knowledge import _check_resumable
+
+    cfg = _config(tiny_bert_dir)
+    older = {k: v for k, v in cfg.to_dict().items() if k not in ("paraphrases", "trainable_layers")}
+    _check_resumable(older, cfg)  # the missing fields ran with their defaults: nothing changed
+    with pytest.raises(ValueError, match="paraphrases: False -> True"):
+        _check_resumable(older, replace(cfg, paraphrases=True))
+
+
 def test_top_layers_only_kind_weights_and_paraphrases(tiny_bert_dir: Path, tmp_path: Path) -> None:
     cfg = _config(tiny_bert_dir, max_steps=4, trainable_layers=1, name_anchor_prob=0.8, paraphrases=True,
                   kind_weights={"synonym": 3.0, "relation": 0.5, "paraphrase": 2.0})
