@@ -127,12 +127,12 @@ def ranks_for(path: str | None, max_length: int, gallery: list[tuple[str, list[s
 
 def accuracy(ranks: Sequence[int | None], k: int) -> float:
     kept = [r for r in ranks if r is not None]
-    return sum(r <= k for r in kept) / len(kept)
+    return sum(r <= k for r in kept) / len(kept) if kept else float("nan")
 
 
 def mrr(ranks: Sequence[int | None]) -> float:
     kept = [r for r in ranks if r is not None]
-    return sum(1.0 / r for r in kept) / len(kept)
+    return sum(1.0 / r for r in kept) / len(kept) if kept else float("nan")
 
 
 def paired(base: Sequence[int | None], other: Sequence[int | None], docs: Sequence[str], k: int,
@@ -140,16 +140,15 @@ def paired(base: Sequence[int | None], other: Sequence[int | None], docs: Sequen
     """Wins / losses at k, exact McNemar p and a document-bootstrap 95 % interval of the accuracy change."""
     from scipy.stats import binomtest
 
-    both = [(a, b) for a, b in zip(base, other, strict=True) if a is not None and b is not None]
-    keep = [i for i, (a, b) in enumerate(zip(base, other, strict=True)) if a is not None and b is not None]
-    hit_a = np.array([a <= k for a, _ in both], dtype=np.float64)
-    hit_b = np.array([b <= k for _, b in both], dtype=np.float64)
+    both = [(i, a, b) for i, (a, b) in enumerate(zip(base, other, strict=True)) if a is not None and b is not None]
+    hit_a = np.array([a <= k for _, a, _ in both], dtype=np.float64)
+    hit_b = np.array([b <= k for _, _, b in both], dtype=np.float64)
     wins, losses = int(((hit_b == 1) & (hit_a == 0)).sum()), int(((hit_b == 0) & (hit_a == 1)).sum())
     p = binomtest(wins, wins + losses).pvalue if wins + losses else 1.0
-    doc_ids = sorted({docs[i] for i in keep})
-    rows_of: dict[str, list[int]] = {d: [] for d in doc_ids}
-    for row, i in enumerate(keep):
-        rows_of[docs[i]].append(row)
+    rows_of: dict[str, list[int]] = {}
+    for row, (i, _, _) in enumerate(both):
+        rows_of.setdefault(docs[i], []).append(row)
+    doc_ids = sorted(rows_of)
     groups = [np.array(rows_of[d]) for d in doc_ids]
     rng = np.random.default_rng(seed)
     deltas = []
