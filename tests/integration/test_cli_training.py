@@ -43,7 +43,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         run(h, "db", "stop")
 
 
-
 def test_captions(home: Path) -> None:
     out = run(home, "captions", "OMIM:100001", "--n", "2", "--seed", "1")
     assert out.returncode == 0, out.stderr

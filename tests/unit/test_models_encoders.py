@@ -42,7 +42,6 @@ def minilm() -> TextEncoder:
     return TextEncoder.from_pretrained(None)
 
 
-
 def _checkerboard(square: int = 28, size: int = 224) -> torch.Tensor:
     y = torch.arange(size)
     return (((y[:, None] // square) + (y[None, :] // square)) % 2).float()[None, None]

@@ -52,7 +52,6 @@ def synthetic_phenotypes() -> list[PhenotypeAttributes]:
     return out
 
 
-
 def _config(model_dir: Path, **overrides: Any) -> KnowledgeTrainConfig:
     base = KnowledgeTrainConfig(
         model_path=str(model_dir),
