@@ -63,44 +63,14 @@ class Corpus:
     mentions: list[tuple[str, str]]  # (text, gold id)
 
 
-def read_ann_dir(name: str, path: Path) -> Corpus:
-    """Mentions of a PhenoBERT-style corpus directory: ``ann/<doc>`` files of mention lines (the texts sit in
-    ``corpus/<doc>`` and are not needed)."""
-    docs: list[str] = []
-    mentions: list[tuple[str, str]] = []
-    for ann in sorted((path / "ann").iterdir()):
-        for lineno, line in enumerate(ann.read_text(encoding="utf-8").splitlines(), start=1):
-            parts = line.split("\t")
-            if len(parts) < 4 or not parts[2].strip():
-                continue
-            if not parts[3].strip().startswith("HP:"):
-                raise SystemExit(f"{ann}:{lineno}: expected an HP id in column 4, got {parts[3]!r}")
-            docs.append(ann.name)
-            mentions.append((parts[2].strip(), parts[3].strip()))
-    if not mentions:
-        raise SystemExit(f"{path}/ann: no mention lines (start<TAB>end<TAB>text<TAB>HP id)")
-    return Corpus(name, path, docs, mentions)
-
-
 def read_corpus(name: str, path: Path) -> Corpus:
     """Mentions of a GSC+-style file (or a PhenoBERT-style directory) with the document each belongs to."""
-    if path.is_dir():
-        return read_ann_dir(name, path)
-    docs: list[str] = []
-    mentions: list[tuple[str, str]] = []
-    doc, expect_id = "", True  # a document starts with its id line, at the top or after a blank line
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        parts = line.split("\t")
-        if len(parts) >= 4:
-            if not parts[3].strip().startswith("HP:"):
-                raise SystemExit(f"{path}:{lineno}: expected an HP id in column 4, got {parts[3]!r}")
-            if parts[2].strip():
-                docs.append(doc)
-                mentions.append((parts[2].strip(), parts[3].strip()))
-        elif not line.strip():
-            expect_id = True
-        elif expect_id:
-            doc, expect_id = line.strip(), False
+    from models.knowledge_eval import read_gold_corpus
+
+    try:
+        docs, mentions = read_gold_corpus(path)
+    except ValueError as exc:  # a bad mention line, named with file:line
+        raise SystemExit(str(exc)) from None
     if not mentions:
         raise SystemExit(f"{path}: no mention lines (start<TAB>end<TAB>text<TAB>HP id)")
     return Corpus(name, path, docs, mentions)

