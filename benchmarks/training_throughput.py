@@ -10,8 +10,12 @@ EfficientNet-Lite0 + all-MiniLM-L6-v2, PhenoLIP loss with the distillation term)
 * ``knowledge-encoder``: MiniLM attribute pairs (2 texts per sample), for reference.
 
 Each row reports the process's peak resident memory while it ran (sampled; the process already holds
-torch and earlier rows' leftovers). On CUDA it also samples GPU utilisation (``nvidia-smi``) during the run
-and uses AMP, pinned memory and ``--workers`` DataLoader workers.
+torch and earlier rows' leftovers). On CUDA the trainer runs as ``phenokg train clip`` does there (AMP,
+channels-last image tower, pinned memory, ``--workers`` DataLoader workers, 28 px images resized to
+``--image-size`` on the GPU; ``--resize-in-loader`` / ``--no-channels-last`` switch those two off for
+comparison), and the row adds peak GPU memory and the mean GPU utilisation over the timed steps (NVML, else
+``nvidia-smi``, every 0.2 s). Let ``--warmup`` exceed twice ``--workers`` batches: the loader prefetches that
+many during start-up, and timing steps fed from that stock overstates a loader-bound rate.
 
     python benchmarks/training_throughput.py [--device auto] [--steps 5] [--batch-size 32] [--only clip …]
 """
@@ -19,6 +23,7 @@ and uses AMP, pinned memory and ``--workers`` DataLoader workers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -52,9 +57,10 @@ DISEASES = {
 
 
 class TimedDataset(Dataset[ClipSample]):
-    """Synthetic labelled 28 px images captioned from set-theory templates (resized like the real data)."""
+    """Synthetic labelled 28 px images captioned from set-theory templates, like the real data: resized to
+    ``image_size`` in the loader, or left at 28 px for the trainer to resize on the GPU (``image_size=None``)."""
 
-    def __init__(self, n: int, image_size: int) -> None:
+    def __init__(self, n: int, image_size: int | None) -> None:
         rng = np.random.default_rng(0)
         labels = rng.integers(0, 2, size=n)
         images = (rng.random((n, 28, 28)) * 255).astype(np.uint8)
@@ -71,26 +77,38 @@ class TimedDataset(Dataset[ClipSample]):
 
 
 class GpuSampler:
-    """Poll ``nvidia-smi`` for utilisation every 0.2 s while running."""
+    """Poll ``nvidia-smi`` for utilisation every 0.2 s while running; samples are ``(perf_counter, %)``."""
 
     def __init__(self) -> None:
-        self.samples: list[float] = []
+        self.samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    @staticmethod
+    def _reader() -> Any:
+        """A function returning GPU 0's utilisation in %: NVML (nvidia-ml-py) if present, else nvidia-smi."""
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+            return lambda: float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+        except Exception:  # no NVML binding or driver: fall back to the CLI
+            if not shutil.which("nvidia-smi"):
+                return None
+            query = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "--id=0"]
+            return lambda: float(subprocess.run(query, capture_output=True, text=True, timeout=5).stdout.split()[0])
+
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                                     capture_output=True, text=True, timeout=5).stdout.split()
-                if out:
-                    self.samples.append(float(out[0]))
-            except (OSError, subprocess.SubprocessError, ValueError):
-                return
+        read = self._reader()
+        while read is not None and not self._stop.is_set():
+            # a slow or failed reading is skipped, not the rest of the run
+            with contextlib.suppress(OSError, subprocess.SubprocessError, ValueError, IndexError):
+                self.samples.append((time.perf_counter(), read()))
             self._stop.wait(0.2)
 
     def __enter__(self) -> GpuSampler:
-        if shutil.which("nvidia-smi"):
+        if torch.cuda.is_available():
             self._thread.start()
         return self
 
@@ -98,6 +116,11 @@ class GpuSampler:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+
+    def mean_between(self, start: float, end: float) -> float | None:
+        """Mean utilisation of the samples taken in ``[start, end]`` (perf_counter seconds)."""
+        window = [u for t, u in self.samples if start <= t <= end]
+        return round(sum(window) / len(window), 1) if window else None
 
 
 class RssSampler:
@@ -134,9 +157,13 @@ def clip_rate(args: argparse.Namespace, image_size: int, text_layers: int | None
     n = args.batch_size * (args.warmup + args.steps)
     config = ClipTrainConfig(image_size=image_size, batch_size=args.batch_size, max_steps=args.warmup + args.steps,
                              text_trainable_layers=text_layers, num_workers=args.workers if dev != "cpu" else 0,
-                             log_every=1, amp=True)
+                             log_every=args.warmup, amp=True, channels_last=not args.no_channels_last)
+    if dev.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as tmp, GpuSampler() as gpu, RssSampler() as rss:
-        summary = train_clip(TimedDataset(n, image_size), config, Path(tmp), device=dev, progress=False)
+        called = time.perf_counter()  # the trainer's own clock starts within milliseconds of this
+        data = TimedDataset(n, image_size if args.resize_in_loader or not dev.startswith("cuda") else None)
+        summary = train_clip(data, config, Path(tmp), device=dev, progress=False)
         rows = [json.loads(x) for x in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
     times = {r["step"]: r["time_s"] for r in rows}
     timed = times[args.warmup + args.steps] - times[args.warmup]
@@ -147,7 +174,11 @@ def clip_rate(args: argparse.Namespace, image_size: int, text_layers: int | None
                            "peak_rss_mb": rss.peak_mb}
     if dev.startswith("cuda"):
         out["peak_gpu_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
-        out["gpu_util_mean"] = round(sum(gpu.samples) / len(gpu.samples), 1) if gpu.samples else None
+        out["gpu_util_mean_timed"] = gpu.mean_between(called + times[args.warmup],
+                                                      called + times[args.warmup + args.steps])
+        out["channels_last"] = config.channels_last
+        out["workers"] = config.num_workers
+        out["resize"] = "loader" if data.inner.image_size else "gpu"
     return out
 
 
@@ -178,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--no-channels-last", action="store_true", help="keep the image tower in NCHW on CUDA")
+    ap.add_argument("--resize-in-loader", action="store_true",
+                    help="on CUDA, resize to --image-size in the DataLoader workers instead of on the GPU")
     ap.add_argument("--only", nargs="*", default=None,
                     choices=["clip", "clip-frozen-text", "clip-frozen-text-64px", "knowledge-encoder"])
     args = ap.parse_args(argv)

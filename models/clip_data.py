@@ -15,13 +15,16 @@ phenotype set for MCSL Jaccard targets, integer label or -1):
 
 :func:`collate_clip` stacks images and keeps texts / sets as lists; the trainer tokenises (the text tower
 owns the tokenizer). Images are resized to ``image_size`` (bilinear) and kept grey (1 channel) when the
-source is grey: :class:`models.encoders.ImageEncoder` replicates grey to RGB itself.
+source is grey: :class:`models.encoders.ImageEncoder` replicates grey to RGB itself. With ``image_size=None``
+a dataset keeps images at their native size and the trainer resizes whole batches on its device
+(:func:`resize_images`, the same operation): on a GPU this moves 28 px images instead of 224 px ones through
+the loader, which is what keeps the loader ahead of the GPU.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -66,16 +69,21 @@ class ClipSample:
 
 @dataclass
 class ClipBatch:
-    """A collated batch: ``images [B, C, H, W]``, texts, phenotype sets, labels ``[B]``."""
+    """A collated batch: ``images [B, C, H, W]``, texts, phenotype sets, labels ``[B]``; with
+    :class:`ClipCollator` also the texts' ``tokens`` and the ``[B, B]`` false-negative mask ``negatives``."""
 
     images: Tensor
     texts: list[str]
     phenotypes: list[frozenset[str]]
     labels: Tensor
+    tokens: dict[str, Tensor] | None = None
+    negatives: Tensor | None = None
 
     def pin_memory(self) -> ClipBatch:
-        """Called by ``DataLoader(pin_memory=True)``."""
-        return ClipBatch(self.images.pin_memory(), self.texts, self.phenotypes, self.labels.pin_memory())
+        """Called by ``DataLoader(pin_memory=True)``: page-locked tensors copy to the GPU asynchronously."""
+        return ClipBatch(self.images.pin_memory(), self.texts, self.phenotypes, self.labels.pin_memory(),
+                         {k: v.pin_memory() for k, v in self.tokens.items()} if self.tokens is not None else None,
+                         self.negatives.pin_memory() if self.negatives is not None else None)
 
 
 def collate_clip(samples: Sequence[ClipSample]) -> ClipBatch:
@@ -88,9 +96,37 @@ def collate_clip(samples: Sequence[ClipSample]) -> ClipBatch:
     )
 
 
-def to_image_tensor(image: Any, image_size: int) -> Tensor:
+class ClipCollator:
+    """:func:`collate_clip` plus the work the training step would otherwise do on the main process: the
+    captions' false-negative mask and (given a tokenizer) their tokens. In DataLoader workers this runs beside
+    the GPU instead of between its steps."""
+
+    def __init__(self, tokenizer: Callable[[Sequence[str]], dict[str, Tensor]] | None = None) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, samples: Sequence[ClipSample]) -> ClipBatch:
+        from models.sampler import false_negative_mask
+
+        batch = collate_clip(samples)
+        batch.negatives = false_negative_mask(batch.texts)
+        if self.tokenizer is not None:
+            batch.tokens = self.tokenizer(batch.texts)
+        return batch
+
+
+def resize_images(images: Tensor, image_size: int) -> Tensor:
+    """``[B, C, H, W]`` floats in ``[0, 1]`` → ``[B, C, image_size, image_size]`` (bilinear, antialiased; no-op
+    when already that size). The trainer calls it on the GPU for batches a dataset left at their native size."""
+    if images.shape[-2:] == (image_size, image_size):
+        return images
+    out = F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
+    return out.clamp_(0.0, 1.0)
+
+
+def to_image_tensor(image: Any, image_size: int | None) -> Tensor:
     """PIL image or ``[H, W]`` / ``[H, W, C]`` uint8 array → float ``[C, H, W]`` in ``[0, 1]``, resized
-    (bilinear, antialiased) to ``image_size``². Grey stays 1 channel; RGBA / palette images become RGB."""
+    (bilinear, antialiased) to ``image_size``² (``None``: native size, resized later by the trainer). Grey stays
+    1 channel; RGBA / palette images become RGB."""
     if hasattr(image, "convert"):  # PIL
         mode = getattr(image, "mode", "RGB")
         image = np.asarray(image.convert("L" if mode in ("L", "I", "I;16", "1", "F") else "RGB"))
@@ -105,10 +141,9 @@ def to_image_tensor(image: Any, image_size: int) -> Tensor:
     t = torch.from_numpy(arr).permute(2, 0, 1).float()
     if arr.dtype == np.uint8:
         t = t / 255.0
-    if t.shape[1] != image_size or t.shape[2] != image_size:
-        t = F.interpolate(t.unsqueeze(0), size=(image_size, image_size), mode="bilinear", align_corners=False,
-                          antialias=True).squeeze(0)
-    return t.clamp_(0.0, 1.0)
+    if image_size is None:
+        return t.clamp_(0.0, 1.0)
+    return resize_images(t.unsqueeze(0), image_size).squeeze(0).clamp_(0.0, 1.0)
 
 
 def load_npz_split(path: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
@@ -175,14 +210,14 @@ class EvidenceDataset(Dataset[ClipSample]):
     stored caption. Images are decoded once and kept in memory when ``cache_images`` (small datasets).
     """
 
-    def __init__(self, items: Sequence[EvidenceRecord | Mapping[str, Any]], *, image_size: int = 224,
+    def __init__(self, items: Sequence[EvidenceRecord | Mapping[str, Any]], *, image_size: int | None = 224,
                  captions: CaptionSource = "stored", diseases: Mapping[str, DiseaseSets] | None = None,
                  seed: int = 0, max_items: int | None = 8, study: str = "chest radiograph",
                  cache_images: bool = True) -> None:
         if captions not in CAPTION_SOURCES:
             raise ValueError(f"captions must be one of {', '.join(CAPTION_SOURCES)}, not {captions!r}")
         records = [i if isinstance(i, EvidenceRecord) else EvidenceRecord.from_view(i) for i in items]
-        self.image_size = int(image_size)
+        self.image_size = int(image_size) if image_size is not None else None
         self.items = [r for r in records if r.blob_path and r.caption and Path(r.blob_path).is_file()]
         self.missing = [r.id for r in records if r not in self.items]
         self.captions: CaptionSource = captions
@@ -229,6 +264,18 @@ class EvidenceDataset(Dataset[ClipSample]):
             self._cache[index] = tensor
         return tensor
 
+    def common_size(self) -> tuple[int, int] | None:
+        """``(width, height)`` when every image has that size (read from the file headers), else ``None``."""
+        from PIL import Image
+
+        sizes: set[tuple[int, int]] = set()
+        for r in self.items:
+            with Image.open(str(r.blob_path)) as img:
+                sizes.add(img.size)
+            if len(sizes) > 1:
+                return None
+        return sizes.pop() if sizes else None
+
     def images(self) -> Tensor:
         """All images stacked ``[N, C, H, W]`` (for evaluation)."""
         return torch.stack([self.image(i) for i in range(len(self))]) if len(self) else torch.zeros(0)
@@ -248,7 +295,7 @@ class SetTheoryCaptionDataset(Dataset[ClipSample]):
         diseases: Mapping[int, DiseaseSets],
         *,
         granularity: CaptionGranularity = "mixed",
-        image_size: int = 224,
+        image_size: int | None = 224,
         seed: int = 0,
         max_items: int | None = None,
         study: str = "chest radiograph",
@@ -264,7 +311,7 @@ class SetTheoryCaptionDataset(Dataset[ClipSample]):
             raise ValueError(f"granularity must be coarse, medium, fine or mixed, not {granularity!r}")
         self.diseases = dict(diseases)
         self.granularity: CaptionGranularity = granularity
-        self.image_size = int(image_size)
+        self.image_size = int(image_size) if image_size is not None else None
         self.seed = int(seed)
         self.max_items = max_items
         self.study = study

@@ -87,8 +87,10 @@ class ClipData:
             for v in sorted(self.views, key=lambda v: str(v["id"]))
         ])
 
-    def dataset(self, image_size: int, *, captions: CaptionSource = "stored", seed: int = 0) -> EvidenceDataset:
-        """The items as a dataset; raises ``ValueError`` when none has its image on this machine."""
+    def dataset(self, image_size: int | None, *, captions: CaptionSource = "stored",
+                seed: int = 0) -> EvidenceDataset:
+        """The items as a dataset (``image_size=None``: images at native size); raises ``ValueError`` when none
+        has its image on this machine."""
         ds = EvidenceDataset(self.views, image_size=image_size, captions=captions, diseases=self.diseases,
                              seed=seed)
         if len(ds) == 0:
@@ -185,6 +187,8 @@ def run_clip_training(
         raise ValueError(f"{out} already holds a model: choose another --out")
     dev = pick_device(device)
     dataset = train.dataset(config.image_size, captions=captions, seed=config.seed)
+    if dev.startswith("cuda") and dataset.common_size() is not None:
+        dataset.image_size = None  # one native size: the trainer resizes whole batches on the GPU
     items_hash = train.hash()
     dhash = data_hash({"train": items_hash, "captions": captions})
     model_id = model_id or new_model_id(KIND)

@@ -7,13 +7,16 @@ encoder, frozen (``eval``, no gradients); its embeddings of each batch's caption
 ``w_kd`` (0.3) · knowledge distillation + ``w_soft`` · MCSL Jaccard soft targets (seed 001); identical
 captions in a batch are masked out of each other's negatives.
 
-Speed on a GPU: AMP (bf16 where supported, else fp16 with a gradient scaler), pinned host memory and
-non-blocking copies, DataLoader workers. Distributed: launched with ``torchrun`` (``RANK`` / ``WORLD_SIZE`` /
-``LOCAL_RANK`` in the environment) the trainer joins the process group (NCCL on CUDA, gloo on CPU), wraps the
-model in ``DistributedDataParallel`` and shards the data with a ``DistributedSampler``; every rank computes
-the contrastive loss over its *local* batch (no feature all-gather), gradients are averaged by DDP, rank 0
-writes the artefacts. ``python -m models.clip_train --synthetic 64`` is a smoke run (random images,
-generated captions) that works the same under ``torchrun --standalone --nproc_per_node 2``.
+Speed on a GPU: AMP (bf16 where supported, else fp16 with a gradient scaler), the image tower in
+channels-last memory format, pinned host memory and non-blocking copies, DataLoader workers, and no host
+synchronisation between logged steps (losses are read back only every ``log_every`` steps).
+
+Distributed: launched with ``torchrun`` (``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` in the environment) the
+trainer joins the process group (NCCL on CUDA, gloo on CPU), wraps the model in ``DistributedDataParallel`` and
+shards the data with a ``DistributedSampler``; every rank computes the contrastive loss over its *local* batch
+(no feature all-gather), gradients are averaged by DDP, rank 0 writes the artefacts. ``python -m
+models.clip_train --synthetic 64`` is a smoke run (random images, generated captions) that works the same under
+``torchrun --standalone --nproc_per_node 2``.
 
 Artefacts in ``out_dir``: ``model/`` (:meth:`CLIPModel.save`), ``train_config.json``, ``metrics.jsonl``,
 ``summary.json``.
@@ -38,7 +41,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
-from models.clip_data import ClipBatch, ClipSample, collate_clip
+from models.clip_data import ClipBatch, ClipCollator, ClipSample, resize_images
 from models.encoders import CLIPModel, ImageEncoder, TextEncoder, freeze_text_layers
 from models.knowledge import lr_lambda
 from models.losses import PhenoLIPLoss
@@ -95,6 +98,8 @@ class ClipTrainConfig:
     amp: bool = True
     """Mixed precision on CUDA (bf16 if supported, else fp16 + GradScaler); ignored on the CPU."""
     num_workers: int = 0
+    channels_last: bool = True
+    """On CUDA, keep the image tower in channels-last memory format (faster convolutions under AMP)."""
     log_every: int = 10
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,7 +160,10 @@ class TeacherCache:
                 self._cache.clear()
             vecs = self.teacher.encode(missing, batch_size=max(len(missing), 1))
             self._cache.update(zip(missing, vecs, strict=True))
-        return torch.stack([self._cache[t] for t in texts]).to(device, non_blocking=True)
+        stacked = torch.stack([self._cache[t] for t in texts])
+        if device.type == "cuda":
+            stacked = stacked.pin_memory()  # a pageable copy would wait for the GPU to drain
+        return stacked.to(device, non_blocking=True)
 
 
 def _param_groups(model: CLIPModel, config: ClipTrainConfig) -> list[dict[str, Any]]:
@@ -217,10 +225,14 @@ def _train(dataset: Dataset[ClipSample], config: ClipTrainConfig, out: Path, dev
     else:
         dev = torch.device(device)
     if dev.type == "cuda":
+        if dev.index is None:  # plain "cuda": this rank's GPU (set_device needs an index)
+            dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
     torch.manual_seed(config.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     model, teacher = build_clip_model(config)
     model.to(dev)
+    if dev.type == "cuda" and config.channels_last:
+        model.image_encoder.to(memory_format=torch.channels_last)
     if teacher is not None:
         teacher.to(dev)
     loss_fn = PhenoLIPLoss(w_kd=config.w_kd if config.uses_teacher else 0.0, w_soft=config.w_soft,
@@ -241,7 +253,8 @@ def _train(dataset: Dataset[ClipSample], config: ClipTrainConfig, out: Path, dev
                                      drop_last=drop_last)
     else:
         sampler = RandomSampler(sized, generator=torch.Generator().manual_seed(config.seed))
-    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate_clip,
+    collate = ClipCollator(None if config.text_frozen else model.text_encoder.text_tokenizer())
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
                         num_workers=config.num_workers, pin_memory=dev.type == "cuda", drop_last=drop_last)
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
@@ -279,16 +292,17 @@ def _train(dataset: Dataset[ClipSample], config: ClipTrainConfig, out: Path, dev
                                scaler, optimizer, params)
                 scheduler.step()
                 step += 1
-                last = {k: float(v) for k, v in losses.items()}
-                first = first or dict(last)
-                if log is not None and (step % config.log_every == 0 or step == total or step == 1):
-                    row = {"step": step, "epoch": epoch, **last, "lr": float(optimizer.param_groups[0]["lr"]),
-                           "temperature": float(1.0 / model.scale().detach()), "time_s": round(
-                               time.perf_counter() - started, 3)}
-                    log.write(json.dumps(row) + "\n")
-                    log.flush()
                 bar.update(1)
-                bar.set_postfix(loss=f"{last['total']:.4f}", epoch=epoch)
+                if step % config.log_every == 0 or step in (1, total):  # reading losses back waits for the GPU
+                    last = {k: float(v) for k, v in losses.items()}
+                    first = first or dict(last)
+                    bar.set_postfix(loss=f"{last['total']:.4f}", epoch=epoch)
+                    if log is not None:
+                        row = {"step": step, "epoch": epoch, **last, "lr": float(optimizer.param_groups[0]["lr"]),
+                               "temperature": float(1.0 / model.scale().detach()), "time_s": round(
+                                   time.perf_counter() - started, 3)}
+                        log.write(json.dumps(row) + "\n")
+                        log.flush()
                 if step >= total:
                     break
             epoch += 1
@@ -317,13 +331,15 @@ def _step(net: nn.Module, model: CLIPModel, loss_fn: PhenoLIPLoss, teacher: Teac
           text_cache: TeacherCache | None, batch: ClipBatch, dev: torch.device, config: ClipTrainConfig,
           autocast: contextlib.AbstractContextManager[Any], scaler: torch.amp.GradScaler | None,
           optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> dict[str, Tensor]:
-    images = batch.images.to(dev, non_blocking=True)
-    mask = false_negative_mask(batch.texts).to(dev)
+    images = resize_images(batch.images.to(dev, non_blocking=True), config.image_size)
+    negatives = batch.negatives if batch.negatives is not None else false_negative_mask(batch.texts)
+    mask = negatives.to(dev, non_blocking=True)
     with autocast:
         if text_cache is not None:  # frozen text tower: cached caption embeddings, heads only
             feats = net(images, text_embedding=text_cache(batch.texts, dev))
         else:
-            tokens = {k: v.to(dev, non_blocking=True) for k, v in model.tokenize(batch.texts).items()}
+            cpu_tokens = batch.tokens if batch.tokens is not None else model.tokenize(batch.texts)
+            tokens = {k: v.to(dev, non_blocking=True) for k, v in cpu_tokens.items()}
             feats = net(images, tokens["input_ids"], tokens["attention_mask"])
     teacher_feats = teacher(batch.texts, dev) if teacher is not None else None
     losses = loss_fn(

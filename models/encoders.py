@@ -46,6 +46,7 @@ __all__ = [
     "ImageEncoder",
     "ProjectionHead",
     "TextEncoder",
+    "TextTokenizer",
     "freeze_text_layers",
     "load_checkpoint_tensors",
     "load_state_dict_by_position",
@@ -140,6 +141,27 @@ def _sentence_transformers_settings(root: Path) -> tuple[Path, dict[str, Any]]:
     return transformer_dir, settings
 
 
+class TextTokenizer:
+    """A text encoder's tokenisation on its own (picklable: DataLoader workers tokenise with it)."""
+
+    def __init__(self, tokenizer: Any, max_length: int, lowercase: bool) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+        self.lowercase = bool(lowercase)
+
+    def __call__(self, texts: Sequence[str], max_length: int | None = None) -> dict[str, Tensor]:
+        """Pad/truncate ``texts`` into model inputs (CPU tensors)."""
+        items = [t.lower() if self.lowercase else t for t in texts]
+        enc = self.tokenizer(
+            items,
+            padding=True,
+            truncation=True,
+            max_length=max_length or self.max_length,
+            return_tensors="pt",
+        )
+        return {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
 class TextEncoder(nn.Module):
     """Hugging Face transformer + pooling (+ L2 normalisation) → one vector per text."""
 
@@ -217,17 +239,13 @@ class TextEncoder(nn.Module):
             lowercase=bool(settings.get("lowercase", False)),
         )
 
+    def text_tokenizer(self) -> TextTokenizer:
+        """This encoder's tokenisation as a picklable callable."""
+        return TextTokenizer(self.tokenizer, self.max_length, self.lowercase)
+
     def tokenize(self, texts: Sequence[str], max_length: int | None = None) -> dict[str, Tensor]:
         """Pad/truncate ``texts`` into model inputs (CPU tensors)."""
-        items = [t.lower() if self.lowercase else t for t in texts]
-        enc = self.tokenizer(
-            items,
-            padding=True,
-            truncation=True,
-            max_length=max_length or self.max_length,
-            return_tensors="pt",
-        )
-        return {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        return self.text_tokenizer()(texts, max_length)
 
     def _pool(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)

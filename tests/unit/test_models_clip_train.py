@@ -13,7 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from models.clip_data import EvidenceDataset, SetTheoryCaptionDataset, collate_clip, to_image_tensor
+from models.clip_data import (
+    EvidenceDataset,
+    SetTheoryCaptionDataset,
+    collate_clip,
+    resize_images,
+    to_image_tensor,
+)
 from models.clip_eval import retrieval_recall, zero_shot_accuracy
 from models.clip_train import ClipTrainConfig, train_clip
 from models.encoders import CLIPModel
@@ -88,6 +94,23 @@ def test_train_clip_two_steps_and_evaluate(tiny_bert_dir: Path, tmp_path: Path) 
     assert 0.0 <= zs["accuracy"] <= 1.0 and zs["n"] == 16
     rr = retrieval_recall(model, stacked, [ds.caption_for(i) for i in range(len(ds))], (1, 5))
     assert set(rr) == {"I2T@1", "I2T@5", "T2I@1", "T2I@5"}
+
+
+def test_native_size_batches_resized_by_the_trainer_train_identically(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    """image_size=None (the GPU path: the trainer resizes whole batches) gives the same images, so the same
+    run, as resizing each item in the loader; losses are read back only on logged steps."""
+    images, labels = _images()
+    native = SetTheoryCaptionDataset(images, labels, DISEASES, image_size=None, seed=0)
+    sized = SetTheoryCaptionDataset(images, labels, DISEASES, image_size=32, seed=0)
+    assert native[3].image.shape == (1, 28, 28)
+    batch = torch.stack([native[i].image for i in range(4)])
+    assert torch.equal(resize_images(batch, 32), torch.stack([sized[i].image for i in range(4)]))
+    config = tiny_config(tiny_bert_dir, max_steps=4, log_every=3)
+    a = train_clip(native, config, tmp_path / "native", device="cpu", progress=False)
+    b = train_clip(sized, config, tmp_path / "sized", device="cpu", progress=False)
+    assert a["final"] == b["final"] and a["parameter_checksum"] == b["parameter_checksum"]
+    rows = [json.loads(x) for x in (tmp_path / "native" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 3, 4]
 
 
 @pytest.mark.slow  # two fresh interpreters importing torch + transformers: ~45 s on 2 busy cores
