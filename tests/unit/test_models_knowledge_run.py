@@ -14,7 +14,13 @@ from models.knowledge import KnowledgeTrainConfig
 from models.knowledge_eval import evaluate_normalisation, normalisation_ranks, read_gold_mentions
 from models.knowledge_run import run_knowledge_training
 from models.types import PhenotypeAttributes
-from models.views import split_held_out, to_attributes, to_disease_sets
+from models.views import (
+    read_views_file,
+    split_held_out,
+    to_attributes,
+    to_disease_sets,
+    write_views_file,
+)
 from tests.unit.test_models_knowledge import synthetic_phenotypes
 
 VOCAB = ["heart", "big", "lung", "fluid", "fit", "seizure", "enlarged", "cardiomegaly"]
@@ -71,6 +77,34 @@ def test_views_conversion_and_split() -> None:
     assert split_held_out(list(reversed(phenos)), 0.2, seed=0)[1] == list(reversed(held))  # order-free choice
     with pytest.raises(ValueError):
         split_held_out(phenos, 1.0)
+
+
+@pytest.mark.parametrize("name", ["views.json", "views.json.gz"])
+def test_views_file_round_trip(tmp_path: Path, name: str) -> None:
+    rows = [{"id": "HP:1", "name": "Cardiomegaly", "definition": "Big heart.", "synonyms": ["big heart"],
+             "parents": ["Abnormal heart"], "parent_ids": ["HP:0"]},
+            {"id": "HP:2", "name": "Seizure", "definition": None, "synonyms": [], "parents": [], "parent_ids": []}]
+    path = write_views_file(tmp_path / name, rows, {"HP:OLD": "HP:1"}, {"hpo_release": "2025-01-16"})
+    attributes, redirects, info = read_views_file(path)
+    assert attributes == to_attributes(rows)
+    assert redirects == {"HP:OLD": "HP:1"} and info == {"hpo_release": "2025-01-16"}
+
+
+def test_views_file_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    for text, message in (("{", "not valid JSON"), ('{"format": "other"}', "not a phenokg views file"),
+                          ('{"format": "phenokg-training-views/1", "phenotypes": {}}', "must be a list"),
+                          ('{"format": "phenokg-training-views/1", "phenotypes": [{"id": "HP:1"}]}',
+                           "phenotype #1 needs an 'id' and a 'name'")):
+        bad.write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError, match=message) as info:
+            read_views_file(bad)
+        assert str(bad) in str(info.value)
+    (tmp_path / "plain.gz").write_text("not gzip", encoding="utf-8")
+    with pytest.raises(ValueError, match="unreadable views file"):
+        read_views_file(tmp_path / "plain.gz")
+    with pytest.raises(FileNotFoundError):
+        read_views_file(tmp_path / "missing.json")
 
 
 def test_run_knowledge_training_writes_a_model_directory(tiny_bert_dir: Path, tmp_path: Path) -> None:
