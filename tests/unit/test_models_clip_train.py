@@ -77,6 +77,11 @@ def test_image_tensor_and_datasets(tmp_path: Path) -> None:
                          image_size=16)
     assert len(ev) == 1 and ev.missing == ["ev:2"]
     assert ev[0].image.shape == (1, 16, 16) and ev[0].phenotypes == frozenset({"HP:0002090"})
+    assert ev.common_size() == (8, 8)  # one native size: on a GPU the trainer may resize the batches itself
+    Image.new("L", (8, 12), 128).save(tmp_path / "b.png")
+    mixed = EvidenceDataset([{"id": f"ev:{n}", "blob_path": str(tmp_path / n), "caption": "x", "shows": []}
+                             for n in ("a.png", "b.png")], image_size=None)
+    assert mixed.common_size() is None and mixed[1].image.shape == (1, 12, 8)
 
 
 def test_train_clip_two_steps_and_evaluate(tiny_bert_dir: Path, tmp_path: Path) -> None:
