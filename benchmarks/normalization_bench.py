@@ -186,12 +186,13 @@ class ExactLexicon:
 
 
 def run_methods(gold: Sequence[tuple[str, str]], qvecs: np.ndarray, raw_vecs: np.ndarray, searcher: Searcher,
-                lexical_only: Searcher, exact: ExactLexicon) -> dict[str, Score]:
+                lexical_only: Searcher, exact: ExactLexicon, custom_encoder: bool = False) -> dict[str, Score]:
     sem = searcher.semantic_index
     assert sem is not None
+    nearest = "nearest neighbour (--encoder)" if custom_encoder else "MiniLM nearest neighbour (baseline)"
     methods: dict[str, Callable[[int, str], list[str]]] = {
         "exact lexicon (baseline)": lambda i, m: exact(m),
-        "MiniLM nearest neighbour (baseline)": lambda i, m: [h.id for h in sem.search(raw_vecs[i], limit=5)],
+        nearest: lambda i, m: [h.id for h in sem.search(raw_vecs[i], limit=5)],
         "phenokg lexical": lambda i, m: [c.id for c in Normalizer(lexical_only).normalize([m])[0]],
         "phenokg semantic": lambda i, m: [h.id for h in searcher.semantic(prepare_mention(m), qvecs[i], limit=5)],
         "phenokg hybrid (RRF)": lambda i, m: [h.id for h in searcher.hybrid(prepare_mention(m), qvecs[i], limit=5,
@@ -408,7 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     gold = [(m, view.resolve(g) or g) for m, g in gold_raw]
     raw_vecs = embedder.encode([m for m, _ in gold])
     qvecs = embedder.encode([prepare_mention(m) for m, _ in gold])
-    results = run_methods(gold, qvecs, raw_vecs, searcher, lexical_only, ExactLexicon(live))
+    results = run_methods(gold, qvecs, raw_vecs, searcher, lexical_only, ExactLexicon(live),
+                          custom_encoder=args.encoder is not None)
     batch = Normalizer(searcher).normalize([m for m, _ in gold], qvecs)
     gsc_calibration = (np.array([c[0].score if c else 0.0 for c in batch]),
                        np.array([bool(c) and c[0].id == g for c, (_, g) in zip(batch, gold, strict=True)], dtype=float))
