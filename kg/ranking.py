@@ -174,6 +174,24 @@ class ResolvedTerms:
 
 
 @dataclass
+class RankedQuery:
+    """A user query ranked: the resolved present / absent ids, redirects, unknown ids and the ranking."""
+
+    present: ResolvedTerms
+    absent: ResolvedTerms
+    results: list[RankedDisease]
+
+    @property
+    def unknown(self) -> list[str]:
+        """Unknown ids of both lists (present first, each once)."""
+        return self.present.unknown + [u for u in self.absent.unknown if u not in self.present.unknown]
+
+    @property
+    def redirected(self) -> dict[str, str]:
+        return {**self.present.redirected, **self.absent.redirected}
+
+
+@dataclass
 class ScoreVectors:
     """Per-disease score parts for one query (arrays over every disease of the index)."""
 
@@ -374,6 +392,17 @@ class RankingIndex:
         return ScoreVectors(match, contradiction, consistent, conflicting)
 
     # ---- ranking --------------------------------------------------------------------------------
+    def rank_query(self, present: Iterable[str], absent: Iterable[str] = (), sources: Iterable[str] | None = None,
+                   limit: int = 20, *, explain: bool = True) -> RankedQuery:
+        """:meth:`rank` for user-supplied ids: resolved first (redirects followed, unknown ids set aside);
+        raises :class:`ValidationError` when no present id is known."""
+        pres, abs_ = self.resolve_terms(present), self.resolve_terms(absent)
+        if not pres.ids:
+            unknown = RankedQuery(pres, abs_, []).unknown
+            raise ValidationError("no known present phenotype id" + (f" (unknown: {', '.join(unknown)})"
+                                                                      if unknown else ""))
+        return RankedQuery(pres, abs_, self.rank(pres.ids, abs_.ids, sources=sources, limit=limit, explain=explain))
+
     def rank(self, present: Sequence[str], absent: Sequence[str] = (), sources: Iterable[str] | None = None,
              limit: int = 20, *, explain: bool = True, use_exclusions: bool = True) -> list[RankedDisease]:
         """Diseases ranked for the observed (``present``) and explicitly ``absent`` phenotype ids."""

@@ -40,7 +40,6 @@ def rank_case(index: RankingIndex, raw: str, sources: list[str] | None, limit: i
               explain: bool) -> dict[str, Any]:
     """One case line → its output object (raises ValueError / pydantic errors for a bad case)."""
     from app.schemas_ranking import RankRequest
-    from kg.errors import ValidationError
 
     try:
         obj = json.loads(raw)
@@ -54,16 +53,10 @@ def rank_case(index: RankingIndex, raw: str, sources: list[str] | None, limit: i
         obj.setdefault("sources", sources)
     obj.setdefault("explain", explain)
     request = RankRequest.model_validate(obj)
-    present = index.resolve_terms(request.present)
-    absent = index.resolve_terms(request.absent)
-    unknown = present.unknown + [u for u in absent.unknown if u not in present.unknown]
-    if not present.ids:
-        raise ValidationError("no known present phenotype id" + (f" (unknown: {', '.join(unknown)})"
-                                                                  if unknown else ""))
-    ranked = index.rank(present.ids, absent.ids, sources=request.sources, limit=request.limit,
-                        explain=request.explain)
+    ranked = index.rank_query(request.present, request.absent, sources=request.sources, limit=request.limit,
+                              explain=request.explain)
     results: list[dict[str, Any]] = []
-    for r in ranked:
+    for r in ranked.results:
         item: dict[str, Any] = {"id": r.id, "name": r.name, "score": r.score}
         if r.explanation is not None:
             from dataclasses import asdict
@@ -73,8 +66,7 @@ def rank_case(index: RankingIndex, raw: str, sources: list[str] | None, limit: i
     out: dict[str, Any] = {}
     if case_id is not None:
         out["id"] = case_id
-    out.update({"results": results, "unknown": unknown,
-                "redirected": {**present.redirected, **absent.redirected}})
+    out.update({"results": results, "unknown": ranked.unknown, "redirected": ranked.redirected})
     return out
 
 

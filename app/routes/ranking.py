@@ -20,7 +20,6 @@ from app.schemas_ranking import (
     RankResponse,
     ScorePartsOut,
 )
-from kg.errors import ValidationError
 from kg.ranking import AbsentTerm, Explanation, RankedDisease, RankingIndex
 from kg.snapshot import SnapshotCache
 
@@ -75,16 +74,12 @@ def rank(body: RankRequest, cache: CacheDep) -> Response:
     (it excludes them) or against it (it typically shows them). Unknown ids are listed and ignored."""
     index = ranking_index(cache)
     names = cache.get().view.names
-    present = index.resolve_terms(body.present)
-    absent = index.resolve_terms(body.absent)
-    unknown = present.unknown + [u for u in absent.unknown if u not in present.unknown]
-    if not present.ids:
-        raise ValidationError("no known present phenotype id" + (f" (unknown: {', '.join(unknown)})"
-                                                                  if unknown else ""))
-    results = index.rank(present.ids, absent.ids, sources=body.sources, limit=body.limit, explain=body.explain)
+    ranked = index.rank_query(body.present, body.absent, sources=body.sources, limit=body.limit,
+                              explain=body.explain)
     candidates = int(index.source_mask(body.sources).sum())
-    query = RankQuery(present=present.ids, absent=absent.ids, redirected={**present.redirected, **absent.redirected},
-                      unknown=unknown)
-    response = RankResponse(query=query, candidates=candidates, results=[ranked_out(names, r) for r in results])
+    query = RankQuery(present=ranked.present.ids, absent=ranked.absent.ids, redirected=ranked.redirected,
+                      unknown=ranked.unknown)
+    response = RankResponse(query=query, candidates=candidates,
+                            results=[ranked_out(names, r) for r in ranked.results])
     # serialised once here: FastAPI's re-validation of a 20-explanation response model costs more than the ranking
     return Response(response.model_dump_json(exclude_none=True), media_type="application/json")

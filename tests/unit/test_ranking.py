@@ -172,6 +172,16 @@ def test_alternative_and_obsolete_ids_are_resolved(index: RankingIndex) -> None:
     assert resolved.unknown == ["HP:9999999"]
 
 
+def test_rank_query_resolves_user_ids_first(index: RankingIndex) -> None:
+    ranked = index.rank_query([ALT_A1A, "HP:9999999"], [OLD_A2, "HP:9999999", "HP:8888888"], explain=False)
+    assert ranked.present.ids == [A1A] and ranked.absent.ids == [A2]
+    assert ranked.unknown == ["HP:9999999", "HP:8888888"]  # both lists, each id once
+    assert ranked.redirected == {ALT_A1A: A1A, OLD_A2: A2}
+    assert ranked.results == index.rank([A1A], [A2], explain=False)
+    with pytest.raises(ValidationError, match=r"no known present phenotype id \(unknown: HP:9999999\)"):
+        index.rank_query(["HP:9999999"])
+
+
 def test_bad_queries_raise_validation_errors(index: RankingIndex) -> None:
     with pytest.raises(ValidationError, match="unknown present"):
         index.rank(["HP:9999999"])
