@@ -182,7 +182,8 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
         tau: Annotated[float, typer.Option(min=1e-3, help="Initial temperature.")] = 0.07,
         warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 0,
         seed: Annotated[int, typer.Option(help="Seed of weights, order and captions.")] = 0,
-        num_workers: Annotated[int, typer.Option(min=0, help="DataLoader workers.")] = 0,
+        num_workers: Annotated[int | None, typer.Option(
+            min=0, help="DataLoader workers (default: 0 on a CPU, up to 8 per GPU).")] = None,
         k: Annotated[str, typer.Option("--k", help="Recall cut-offs for the evaluation.")] = "1,5,10",
         out: Annotated[Path | None, typer.Option(help="Model directory (default: PHENOKG_HOME/models/clip/<id>)."
                                                  )] = None,
@@ -212,9 +213,12 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
             layers = int(text_layers)
         if image_checkpoint is not None and not image_checkpoint.expanduser().exists():
             raise FileNotFoundError(f"--image-checkpoint {image_checkpoint}: no such file or directory")
-        from models.clip_train import dist_info
+        from models.clip_train import default_loader_workers, dist_info
+        from models.registry import pick_device
 
         rank, world, _ = dist_info()
+        if num_workers is None:
+            num_workers = default_loader_workers(pick_device(device), world)
         if world > 1 and out is None:
             raise ValueError("under torchrun pass --out DIR: every rank must write to the same directory")
         if rank == 0 and out is not None and out.exists() and any(out.iterdir()):

@@ -21,7 +21,7 @@ from models.clip_data import (
     to_image_tensor,
 )
 from models.clip_eval import retrieval_recall, zero_shot_accuracy
-from models.clip_train import ClipTrainConfig, train_clip
+from models.clip_train import ClipTrainConfig, default_loader_workers, train_clip
 from models.encoders import CLIPModel
 from models.types import DiseaseSets
 
@@ -116,6 +116,13 @@ def test_native_size_batches_resized_by_the_trainer_train_identically(tiny_bert_
     assert a["final"] == b["final"] and a["parameter_checksum"] == b["parameter_checksum"]
     rows = [json.loads(x) for x in (tmp_path / "native" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 3, 4]
+
+
+def test_default_loader_workers() -> None:
+    assert default_loader_workers("cpu", cpus=64) == 0
+    assert default_loader_workers("cuda", cpus=16) == 8 and default_loader_workers("cuda:1", cpus=4) == 3
+    assert default_loader_workers("cuda", world_size=8, cpus=16) == 1
+    assert default_loader_workers("cuda", world_size=2, cpus=2) == 0
 
 
 @pytest.mark.slow  # two fresh interpreters importing torch + transformers: ~45 s on 2 busy cores
