@@ -77,7 +77,8 @@ class TimedDataset(Dataset[ClipSample]):
 
 
 class GpuSampler:
-    """Poll ``nvidia-smi`` for utilisation every 0.2 s while running; samples are ``(perf_counter, %)``."""
+    """GPU 0's utilisation every 0.2 s while running (NVML, else ``nvidia-smi``); samples are
+    ``(perf_counter, %)``."""
 
     def __init__(self) -> None:
         self.samples: list[tuple[float, float]] = []

