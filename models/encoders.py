@@ -14,7 +14,9 @@ Image
     TensorFlow, EfficientNet-PyTorch key names) shares no key names with timm, but its 296 tensors have the
     same shapes in the same order, so it is mapped **by position** and loaded with ``strict=True`` after a
     shape check of every pair. Any timm model name with a user checkpoint (torch state dict or safetensors,
-    matched by name, else by position) works as well.
+    matched by name — also under one common key prefix, so the timm image tower inside a whole open_clip-style
+    checkpoint (BiomedCLIP keeps it under ``visual.trunk.``) is picked out of it — else by position) works as
+    well.
 
     Input contract: float images in ``[0, 1]`` with 1 or 3 channels, ``[B, C, H, W]``. The encoder itself
     replicates a grey channel to RGB and normalises with its ``mean``/``std`` buffers (packaged Lite0:
@@ -412,13 +414,36 @@ def _reset_classifier(net: nn.Module, num_classes: int) -> None:
     reset(num_classes)
 
 
+def _key_prefix(wanted: Sequence[str], available: Sequence[str]) -> str | None:
+    """The prefix under which every ``wanted`` key is in ``available`` (``visual.trunk.`` for an open_clip
+    checkpoint such as BiomedCLIP's, ``image_encoder.model.`` for a phenokg CLIP state dict), or ``None``."""
+    have = set(available)
+    first = wanted[0]
+    for key in available:
+        if key.endswith(first):
+            prefix = key[: len(key) - len(first)]
+            if all(prefix + k in have for k in wanted):
+                return prefix
+    return None
+
+
 def _load_into_timm(model_name: str, source: Mapping[str, Tensor], num_classes: int, what: str) -> nn.Module:
-    """Build ``model_name`` and load ``source`` by name if the keys match, else by position."""
+    """Build ``model_name`` and load ``source`` by name if the keys match (also under one common prefix:
+    the image tower of a whole CLIP checkpoint), else by position."""
     import timm
 
     headless = timm.create_model(model_name, pretrained=False, num_classes=0)
     head_keys = list(headless.state_dict())
     src_keys = list(source)
+    prefix = None if set(head_keys) <= set(src_keys) else _key_prefix(head_keys, src_keys)
+    if prefix:
+        source = {k[len(prefix):]: v for k, v in source.items() if k.startswith(prefix)}
+        src_keys = list(source)
+    expected = headless.state_dict()
+    for k in head_keys:
+        if k in source and tuple(source[k].shape) != tuple(expected[k].shape):
+            raise ValueError(f"{what}: {prefix or ''}{k} has shape {tuple(source[k].shape)} but {model_name} "
+                             f"expects {tuple(expected[k].shape)}; is it a checkpoint for {model_name}?")
     net: nn.Module
     if set(head_keys) <= set(src_keys):
         if num_classes:

@@ -125,6 +125,29 @@ def test_user_checkpoints_by_name_and_round_trip(tmp_path: Path) -> None:
     assert again.model_name == "efficientnet_lite0" and again.dim == 1280
 
 
+def test_image_tower_of_a_whole_clip_checkpoint_loads_by_name_under_its_prefix(tmp_path: Path) -> None:
+    """An open_clip-style checkpoint (BiomedCLIP keeps its timm trunk under ``visual.trunk.``, next to the text
+    tower): the image tower is found by name under that prefix; a tensor of the wrong shape is one clear error."""
+    import timm
+
+    torch.manual_seed(2)
+    net = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0).eval()
+    sd = net.state_dict()
+    clip_sd = {**{f"visual.trunk.{k}": v for k, v in sd.items()}, "visual.head.proj.weight": torch.zeros(8, 1280),
+               "text.transformer.embeddings.word_embeddings.weight": torch.zeros(10, 4), "logit_scale": torch.ones(())}
+    torch.save({"state_dict": clip_sd}, tmp_path / "open_clip_model.bin")
+    enc = ImageEncoder.from_pretrained(tmp_path / "open_clip_model.bin", mean=(0.5,) * 3, std=(0.5,) * 3).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(enc(x), net((x - 0.5) / 0.5), atol=1e-6)
+
+    first = next(iter(sd))
+    clip_sd[f"visual.trunk.{first}"] = torch.zeros(3, 3)
+    torch.save(clip_sd, tmp_path / "bad.bin")
+    with pytest.raises(ValueError, match=rf"visual\.trunk\.{first} has shape \(3, 3\)"):
+        ImageEncoder.from_pretrained(tmp_path / "bad.bin")
+
+
 # -------------------------------------------------------------------------------------------- text
 
 
