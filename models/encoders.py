@@ -226,6 +226,11 @@ class TextEncoder(nn.Module):
             settings["normalize"] = True  # the contrastive space is always the unit sphere
         elif not root.exists():
             raise FileNotFoundError(f"text model directory not found: {root} (nothing is downloaded)")
+        elif not root.is_dir():
+            raise ValueError(f"{root} is a file: a text model is a directory (Hugging Face or sentence-transformers, "
+                             "with config.json and the tokenizer files)")
+        elif not (root / "config.json").is_file():
+            raise ValueError(f"{root}: no config.json — not a Hugging Face or sentence-transformers model directory")
         model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
         model = model.float()
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)

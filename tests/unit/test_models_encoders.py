@@ -176,6 +176,16 @@ def test_text_encoder_save_and_reload_round_trip(minilm: TextEncoder, tmp_path: 
     assert torch.allclose(torch.from_numpy(st.encode(TEXTS, convert_to_numpy=True)), before, atol=1e-4)
 
 
+def test_text_model_paths_that_are_not_model_directories(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+        TextEncoder.from_pretrained(tmp_path / "missing")
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(ValueError, match="is a file: a text model is a directory"):
+        TextEncoder.from_pretrained(tmp_path / "weights.bin")
+    with pytest.raises(ValueError, match="no config.json"):
+        TextEncoder.from_pretrained(tmp_path)
+
+
 def test_plain_hf_checkpoint_and_training_forward(tiny_bert_dir: Path) -> None:
     enc = TextEncoder.from_pretrained(tiny_bert_dir, max_length=16)
     assert enc.dim == 32 and enc.pooling == "mean" and enc.max_length == 16
