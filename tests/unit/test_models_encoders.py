@@ -182,7 +182,7 @@ def test_text_model_paths_that_are_not_model_directories(tmp_path: Path) -> None
     (tmp_path / "weights.bin").write_bytes(b"x")
     with pytest.raises(ValueError, match="is a file: a text model is a directory"):
         TextEncoder.from_pretrained(tmp_path / "weights.bin")
-    with pytest.raises(ValueError, match="no config.json"):
+    with pytest.raises(ValueError, match=r"no config\.json"):
         TextEncoder.from_pretrained(tmp_path)
 
 
