@@ -445,8 +445,8 @@ def _load_into_timm(model_name: str, source: Mapping[str, Tensor], num_classes: 
         source = {k[len(prefix):]: v for k, v in source.items() if k.startswith(prefix)}
         src_keys = list(source)
     expected = headless.state_dict()
-    for k in head_keys:
-        if k in source and tuple(source[k].shape) != tuple(expected[k].shape):
+    for k in head_keys if set(head_keys) <= set(src_keys) else ():  # loading by name: shapes must agree
+        if tuple(source[k].shape) != tuple(expected[k].shape):
             raise ValueError(f"{what}: {prefix or ''}{k} has shape {tuple(source[k].shape)} but {model_name} "
                              f"expects {tuple(expected[k].shape)}; is it a checkpoint for {model_name}?")
     net: nn.Module
