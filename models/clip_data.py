@@ -36,6 +36,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from models.captions import Granularity, build_caption
+from models.sampler import false_negative_mask
 from models.types import DiseaseSets
 
 __all__ = [
@@ -105,8 +106,6 @@ class ClipCollator:
         self.tokenizer = tokenizer
 
     def __call__(self, samples: Sequence[ClipSample]) -> ClipBatch:
-        from models.sampler import false_negative_mask
-
         batch = collate_clip(samples)
         batch.negatives = false_negative_mask(batch.texts)
         if self.tokenizer is not None:

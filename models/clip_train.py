@@ -46,7 +46,6 @@ from models.encoders import CLIPModel, ImageEncoder, TextEncoder, freeze_text_la
 from models.knowledge import lr_lambda
 from models.losses import PhenoLIPLoss
 from models.registry import config_from_dict
-from models.sampler import false_negative_mask
 from models.types import DiseaseSets
 
 __all__ = [
@@ -341,14 +340,14 @@ def _step(net: nn.Module, model: CLIPModel, loss_fn: PhenoLIPLoss, teacher: Teac
           autocast: contextlib.AbstractContextManager[Any], scaler: torch.amp.GradScaler | None,
           optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> dict[str, Tensor]:
     images = resize_images(batch.images.to(dev, non_blocking=True), config.image_size)
-    negatives = batch.negatives if batch.negatives is not None else false_negative_mask(batch.texts)
-    mask = negatives.to(dev, non_blocking=True)
+    assert batch.negatives is not None, "the trainer's loader collates with ClipCollator"
+    mask = batch.negatives.to(dev, non_blocking=True)
     with autocast:
         if text_cache is not None:  # frozen text tower: cached caption embeddings, heads only
             feats = net(images, text_embedding=text_cache(batch.texts, dev))
         else:
-            cpu_tokens = batch.tokens if batch.tokens is not None else model.tokenize(batch.texts)
-            tokens = {k: v.to(dev, non_blocking=True) for k, v in cpu_tokens.items()}
+            assert batch.tokens is not None, "ClipCollator tokenises whenever the text tower trains"
+            tokens = {k: v.to(dev, non_blocking=True) for k, v in batch.tokens.items()}
             feats = net(images, tokens["input_ids"], tokens["attention_mask"])
     teacher_feats = teacher(batch.texts, dev) if teacher is not None else None
     losses = loss_fn(

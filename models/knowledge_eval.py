@@ -38,10 +38,10 @@ __all__ = [
 GoldMention = tuple[str, str]  # (mention text, gold HPO id)
 
 
-def _mention_lines(source: Path, text: str) -> list[tuple[int, GoldMention]]:
-    """``(line number, (text, HP id))`` of the mention lines (``start<TAB>end<TAB>text<TAB>HP:…``) in ``text``."""
+def _mention_lines(source: Path, lines: Sequence[str]) -> list[tuple[int, GoldMention]]:
+    """``(line number, (text, HP id))`` of the mention lines (``start<TAB>end<TAB>text<TAB>HP:…``) of ``lines``."""
     out: list[tuple[int, GoldMention]] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(lines, start=1):
         parts = line.split("\t")
         if len(parts) < 4:
             continue
@@ -64,7 +64,7 @@ def read_gold_corpus(path: str | Path) -> tuple[list[str], list[GoldMention]]:
     mentions: list[GoldMention] = []
     if p.is_dir():
         for ann in sorted((p / "ann").iterdir()):
-            found = _mention_lines(ann, ann.read_text(encoding="utf-8"))
+            found = _mention_lines(ann, ann.read_text(encoding="utf-8").splitlines())
             docs.extend(ann.name for _ in found)
             mentions.extend(m for _, m in found)
         return docs, mentions
@@ -77,7 +77,7 @@ def read_gold_corpus(path: str | Path) -> tuple[list[str], list[GoldMention]]:
         elif expect_id and len(line.split("\t")) < 4:
             doc, expect_id = line.strip(), False
         doc_of_line.append(doc)
-    for lineno, mention in _mention_lines(p, "\n".join(lines)):
+    for lineno, mention in _mention_lines(p, lines):
         docs.append(doc_of_line[lineno - 1])
         mentions.append(mention)
     return docs, mentions
