@@ -24,7 +24,9 @@ class GraphSettings(BaseSettings):
     With ``NEO4J_URI`` unset, phenokg runs its embedded Bolt server under ``PHENOKG_HOME``.
     """
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+    # Fields are read from their aliases only: with populate_by_name the field ``home`` would also be read from
+    # the user's ``HOME`` variable (environment names are case-insensitive) and put the data in ``$HOME`` itself.
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=False)
 
     neo4j_uri: str | None = Field(default=None, alias="NEO4J_URI")
     neo4j_user: str = Field(default="neo4j", alias="NEO4J_USER")

@@ -109,3 +109,19 @@ def test_migrate_status(built_home: Path) -> None:
     out = run(built_home, "migrate", "--status")
     assert out.returncode == 0, out.stderr
     assert "V0001__constraints: applied" in out.stdout
+
+
+def test_only_home_set_puts_the_database_under_local_share(tmp_path: Path) -> None:
+    """With nothing but HOME (and PATH) set, the embedded server's files go to ~/.local/share/phenokg."""
+    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    started = subprocess.run([*PHENOKG, "db", "start"], capture_output=True, text=True, env=env, timeout=180)
+    try:
+        assert started.returncode == 0, started.stderr
+        status = subprocess.run([*PHENOKG, "db", "status", "--json"], capture_output=True, text=True, env=env,
+                                timeout=60)
+        assert json.loads(status.stdout)["data"].startswith(str(tmp_path / ".local" / "share" / "phenokg"))
+    finally:
+        subprocess.run([*PHENOKG, "db", "stop"], capture_output=True, text=True, env=env, timeout=60)
+    data = tmp_path / ".local" / "share" / "phenokg"
+    assert (data / "db").is_dir()
+    assert not (tmp_path / "db").exists() and not (tmp_path / "cache").exists()
