@@ -12,7 +12,9 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import problems
 from app.config import AppSettings
+from app.retrieval import RetrievalService
 from app.routes import annotate, diseases, health, hierarchy, normalize, ranking, search, similarity, terms
+from app.routes import retrieval as retrieval_routes
 from kg import __version__
 from kg.annotate import LINKER_KEY, linker_from_snapshot
 from kg.graph import connect
@@ -29,6 +31,7 @@ def _warm_indexes(app: FastAPI) -> None:
         lambda: cache.derived(LINKER_KEY, linker_from_snapshot),
         lambda: ranking.ranking_index(cache),
         lambda: search.warm(app),
+        lambda: app.state.retrieval.warm(),  # loads the image–text model when one is active
     )
     for step in steps:
         try:
@@ -47,12 +50,14 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
             migrate(graph)
         app.state.graph = graph
         app.state.cache = SnapshotCache(graph)
+        app.state.retrieval = RetrievalService(graph, app.state.cache, settings)
         if settings.warm_snapshot:
             app.state.cache.get()  # load the in-memory view now, not on the first request
             threading.Thread(target=_warm_indexes, args=(app,), daemon=True, name="phenokg-warm").start()
         try:
             yield
         finally:
+            app.state.retrieval.close()
             graph.close()
 
     app = FastAPI(
@@ -67,6 +72,7 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
     problems.install(app)
-    for module in (health, terms, hierarchy, diseases, search, annotate, normalize, similarity, ranking):
+    for module in (health, terms, hierarchy, diseases, search, annotate, normalize, similarity, ranking,
+                   retrieval_routes):
         app.include_router(module.router)
     return app

@@ -173,6 +173,11 @@ MATCH (p:Phenotype {id: r.phenotype})
 MERGE (e)-[s:RULES_OUT {start: r.start, end: r.end}]->(p)
 ON CREATE SET s.matched = r.matched, s.field = r.field, s.uncertain = r.uncertain
 """
+# The stored image of one evidence node (GET /evidence/{id}/image).
+EVIDENCE_IMAGE: Final[LiteralString] = """
+MATCH (e:Evidence {id: $id})
+RETURN e.sha256 AS sha256, e.image_format AS format
+"""
 EVIDENCE_FOR_PHENOTYPE: Final[LiteralString] = """
 MATCH (e:Evidence)-[s:SHOWS]->(p:Phenotype {id: $id})
 RETURN e {.*} AS evidence, s.matched AS matched ORDER BY e.id SKIP $skip LIMIT $limit
