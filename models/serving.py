@@ -103,7 +103,7 @@ class ClipIndex:
         self.evidence_embeddings = evidence_embeddings.to(device)
         self.info = dict(info or {})
         self.channels = int(model.image_encoder.mean.shape[1])
-        self.logit_scale = float(model.scale())
+        self.logit_scale = float(model.scale().detach())
 
     # ------------------------------------------------------------------------------------------ building
     @classmethod
