@@ -192,8 +192,11 @@ class RetrievalService:
             log.exception("retrieval: loading the image–text model failed")
 
     def _stale(self, state: _State) -> bool:
-        wanted = self._wanted()
-        return wanted != state.model or self.cache.get().stamp != state.stamp
+        try:
+            return self._wanted() != state.model or self.cache.get().stamp != state.stamp
+        except Exception:  # the graph is unreachable for a moment: keep serving what is loaded
+            log.warning("retrieval: could not check for a newly activated model", exc_info=True)
+            return False
 
     def _refresh_in_background(self) -> None:
         with self._spawn_lock:

@@ -103,3 +103,42 @@ def test_too_large_is_413_and_empty_is_422() -> None:
     assert err.status == 413 and str(len(data)) in err.detail
     assert decode(data, max_bytes=len(data)).size == (400, 400)
     assert refused(b"").status == 422
+
+
+def _dicom(rows: int = 20, cols: int = 30, photometric: str = "MONOCHROME2", pixels: bytes | None = None) -> bytes:
+    pydicom = pytest.importorskip("pydicom")
+    import numpy as np
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, cols, 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ramp = (np.arange(min(rows * cols, 10_000), dtype=np.uint16) % 4096).astype("<u2")
+    ds.PixelData = pixels if pixels is not None else ramp.tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    assert pydicom.__version__
+    return buf.getvalue()
+
+
+def test_dicom_with_pydicom() -> None:
+    data = _dicom()
+    assert sniff(data) == "dicom"
+    img = decode(data, "application/dicom")
+    assert (img.size, img.mode) == ((30, 20), "L")
+    first, last = img.getpixel((0, 0)), img.getpixel((29, 19))
+    assert first == 0 and last == 255  # the 12-bit ramp scaled to 8 bits
+    inverted = decode(_dicom(photometric="MONOCHROME1"), None)
+    assert inverted.getpixel((0, 0)) == 255  # MONOCHROME1: low values are bright
+    assert "DICOM" in refused(data[:-200], "application/dicom").detail  # pixel data cut short
+    bomb = _dicom(rows=30_000, cols=30_000, pixels=b"\x00\x00" * 8)  # declares 900 Mpx, carries 16 bytes
+    err = refused(bomb, "application/dicom")
+    assert err.status == 422 and "pixels" in err.detail
+    assert refused(data, "image/png").status == 422  # declared PNG, bytes are DICOM
