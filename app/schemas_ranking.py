@@ -89,6 +89,11 @@ class RankRequest(_Request):
                                              description="Rank only diseases from these sources (default: all)")
     limit: int = Field(default=20, ge=1, le=MAX_RANK_LIMIT, description="How many diseases to return")
     explain: bool = Field(default=True, description="Include the per-disease explanation")
+    method: Literal["likelihood", "ic"] = Field(
+        default="likelihood",
+        description="likelihood: sum of each term's log likelihood ratio (LIRICAL-style; absent phenotypes count "
+                    "through their frequency and how often such a finding is looked for); ic: information-content "
+                    "match score with annotation-set size normalisation (the earlier default)")
 
 
 class Matched(BaseModel):
@@ -104,6 +109,8 @@ class Matched(BaseModel):
     ic: float = Field(description="IC of the MICA (Resnik similarity of the pair)")
     frequency: float | None = Field(description="Annotated frequency of the typical phenotype (None: not stated)")
     contribution: float
+    likelihood_ratio: float | None = Field(default=None, description="method likelihood: this term's likelihood "
+                                                                      "ratio for the disease (e^contribution)")
 
 
 class Contradicted(BaseModel):
@@ -113,6 +120,8 @@ class Contradicted(BaseModel):
     excluded_name: str
     how: Literal["exact", "descendant"]
     contribution: float
+    likelihood_ratio: float | None = Field(default=None, description="method likelihood: this term's likelihood "
+                                                                      "ratio for the disease (e^contribution)")
 
 
 class AbsentEvidence(BaseModel):
@@ -124,6 +133,8 @@ class AbsentEvidence(BaseModel):
     how: Literal["exact", "descendant", "ancestor"]
     frequency: float | None
     contribution: float
+    likelihood_ratio: float | None = Field(default=None, description="method likelihood: this term's likelihood "
+                                                                      "ratio for the disease (e^contribution)")
 
 
 class ScorePartsOut(BaseModel):
@@ -136,8 +147,9 @@ class ScorePartsOut(BaseModel):
 class ExplanationOut(BaseModel):
     matched: list[Matched]
     contradicted: list[Contradicted] = Field(description="Observed phenotypes the disease excludes")
-    absent_consistent: list[AbsentEvidence] = Field(description="Absent phenotypes the disease excludes "
-                                                                "(count for it)")
+    absent_consistent: list[AbsentEvidence] = Field(description="Absent phenotypes that count for the disease (it "
+                                                                "excludes them; method likelihood also: it shows "
+                                                                "them, but not in every patient)")
     absent_conflicting: list[AbsentEvidence] = Field(description="Absent phenotypes the disease typically shows "
                                                                  "(count against it, by frequency)")
     unmatched: list[str] = Field(description="Observed phenotypes the disease does not explain")
@@ -169,5 +181,6 @@ class RankResponse(BaseModel):
     }]})
 
     query: RankQuery
+    method: Literal["likelihood", "ic"] = Field(default="likelihood", description="The score used")
     candidates: int = Field(description="Number of diseases ranked (after the source filter)")
     results: list[RankedDiseaseOut]

@@ -64,7 +64,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kg.ranking import RankingIndex
+from kg.ranking import DEFAULT_METHOD, METHODS, RankingIndex, RankMethod
 from kg.semsim import SemSimIndex
 from kg.snapshot import Annotation, DiseaseInfo, GraphSnapshot, TermInfo
 
@@ -287,7 +287,7 @@ def _similar_diseases(index: RankingIndex, disease: str, n: int) -> list[str]:
     """The n diseases whose typical sets best explain ``disease``'s typical set (phenokg match score)."""
     row = index.position[disease]
     terms = index.typical.indices[index.typical.indptr[row]:index.typical.indptr[row + 1]]
-    total = index.score_vectors(terms, use_exclusions=False).match
+    total = index.score_vectors(terms, use_exclusions=False, method="ic").match  # fixed: the cases stay the same
     total[row] = -np.inf
     order = np.lexsort((np.arange(len(total)), -total))[:n]
     return [index.disease_ids[i] for i in order.tolist()]
@@ -376,11 +376,11 @@ def simulate_cases(snapshot: GraphSnapshot, n: int, seed: int = 0, families: Seq
 Scorer = Callable[[SimulatedCase], np.ndarray]
 
 
-def phenokg_scorer(index: RankingIndex, use_exclusions: bool = True) -> Scorer:
+def phenokg_scorer(index: RankingIndex, use_exclusions: bool = True, method: RankMethod = DEFAULT_METHOD) -> Scorer:
     def score(case: SimulatedCase) -> np.ndarray:
         present = index.sem.indices(index.resolve_terms(case.present).ids)
         absent = index.sem.indices(index.resolve_terms(case.absent).ids)
-        return index.score_vectors(present, absent, use_exclusions=use_exclusions).total
+        return index.score_vectors(present, absent, use_exclusions=use_exclusions, method=method).total
 
     return score
 
@@ -585,10 +585,10 @@ def run(args: argparse.Namespace) -> str:
     cases = simulate_cases(snapshot, args.cases, seed=args.seed, index=index)
     families = [f for f in FAMILIES if any(c.family == f for c in cases)]
 
-    rankers: dict[str, Scorer] = {
-        "phenokg": phenokg_scorer(index),
-        "phenokg, no absent/excluded evidence": phenokg_scorer(index, use_exclusions=False),
-    }
+    rankers: dict[str, Scorer] = {}
+    for method in METHODS:
+        rankers[f"phenokg {method}"] = phenokg_scorer(index, method=method)
+        rankers[f"phenokg {method}, no absent/excluded evidence"] = phenokg_scorer(index, False, method)
     funsim = funsim_phenokg(index)
     rankers["Resnik funSimAvg on phenokg data"] = lambda c: funsim.scores(index.resolve_terms(c.present).ids)
     sources = sorted({snapshot.diseases[c.disease].source for c in cases})
@@ -619,7 +619,7 @@ def run(args: argparse.Namespace) -> str:
                 tie_aware_rank(scores, target, same))
             ranks.setdefault((name, "all diseases"), {}).setdefault(case.family, []).append(
                 tie_aware_rank(scores, target, all_rows))
-            if name == "phenokg" and len(misses) < args.show_misses:
+            if name == f"phenokg {DEFAULT_METHOD}" and len(misses) < args.show_misses:
                 best = int(same[np.lexsort((same, -scores[same]))][0])
                 if best != target:
                     r = tie_aware_rank(scores, target, same)

@@ -51,6 +51,11 @@ Score (a sum of log-likelihood-ratio-style terms; higher is better)::
   An absent term that is *more specific* than a typical one (the patient lacks one particular subtype) is
   not counted.
 
+This is ``method="ic"``. ``method="likelihood"`` (:mod:`kg.ranking_lr`) scores the same evidence as a sum of
+log likelihood ratios, with an explanation that gives each term's ratio; it is the default
+(:data:`DEFAULT_METHOD`) because it ranked real published cases better (``benchmarks/ranking_real_cases.py``,
+docs/benchmarks.md).
+
 Ties are broken by disease id (deterministic). ``use_exclusions=False`` drops every excluded/absent term
 (the ablation of the benchmark). Unknown ids raise :class:`kg.errors.ValidationError`; alternative and
 obsolete-with-replacement ids are resolved.
@@ -67,12 +72,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from kg.errors import ValidationError
+from kg.ranking_lr import LikelihoodParams, TermRatios, term_ratios
 from kg.semsim import SemSimIndex
 
 if TYPE_CHECKING:
     from kg.snapshot import GraphSnapshot
 
 DEFAULT_ASPECTS = frozenset({"P"})
+RankMethod = Literal["likelihood", "ic"]
+METHODS: tuple[RankMethod, ...] = ("likelihood", "ic")
+DEFAULT_METHOD: RankMethod = "likelihood"
 MatchHow = Literal["exact", "ancestor", "descendant", "related"]
 ContradictionHow = Literal["exact", "descendant"]
 AbsentHow = Literal["exact", "descendant", "ancestor"]
@@ -113,6 +122,7 @@ class MatchedTerm:
     ic: float            # IC of the MICA (the Resnik similarity)
     frequency: float | None
     contribution: float
+    likelihood_ratio: float | None = None  # method "likelihood": e^contribution
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,7 @@ class ContradictedTerm:
     excluded: str
     how: ContradictionHow  # the observed term is the excluded one, or below it
     contribution: float
+    likelihood_ratio: float | None = None  # method "likelihood": e^contribution
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,7 @@ class AbsentTerm:
     how: AbsentHow       # the absent term relative to disease_term
     frequency: float | None
     contribution: float
+    likelihood_ratio: float | None = None  # method "likelihood": e^contribution
 
 
 @dataclass(frozen=True)
@@ -199,6 +211,7 @@ class ScoreVectors:
     contradiction: np.ndarray
     absent_consistent: np.ndarray
     absent_conflicting: np.ndarray
+    ratios: TermRatios | None = None  # method "likelihood": each term's log ratio per disease
 
     @property
     def total(self) -> np.ndarray:
@@ -212,9 +225,10 @@ class RankingIndex:
 
     def __init__(self, sem: SemSimIndex, disease_ids: Sequence[str], names: Sequence[str], sources: Sequence[str],
                  typical: sp.csr_matrix, excluded: sp.csr_matrix, params: RankingParams | None = None,
-                 stated: sp.csr_matrix | None = None) -> None:
+                 stated: sp.csr_matrix | None = None, likelihood: LikelihoodParams | None = None) -> None:
         self.sem = sem
         self.params = params or RankingParams()
+        self.likelihood = likelihood or LikelihoodParams()
         self.disease_ids: list[str] = list(disease_ids)
         self.names: list[str] = list(names)
         self.sources: np.ndarray = np.asarray(sources, dtype=object)
@@ -361,12 +375,16 @@ class RankingIndex:
         return out
 
     def score_vectors(self, present: np.ndarray, absent: np.ndarray | None = None, *,
-                      use_exclusions: bool = True) -> ScoreVectors:
+                      use_exclusions: bool = True, method: RankMethod = DEFAULT_METHOD) -> ScoreVectors:
         """The four score parts for every disease, for term indices ``present`` and ``absent``."""
         p = self.params
         n_d = len(self.disease_ids)
         present = np.asarray(present, dtype=np.int64)
         absent = np.zeros(0, dtype=np.int64) if absent is None else np.asarray(absent, dtype=np.int64)
+        if method == "likelihood":
+            return self._likelihood_vectors(present, absent, use_exclusions)
+        if method != "ic":
+            raise ValidationError(f"unknown ranking method {method!r} (known: {', '.join(METHODS)})")
         match = np.zeros(n_d)
         contradiction = np.zeros(n_d)
         consistent = np.zeros(n_d)
@@ -391,9 +409,17 @@ class RankingIndex:
                     consistent[self.excluded_at_or_above(q)] += p.absent_bonus
         return ScoreVectors(match, contradiction, consistent, conflicting)
 
+    def _likelihood_vectors(self, present: np.ndarray, absent: np.ndarray, use_exclusions: bool) -> ScoreVectors:
+        r = term_ratios(self, present, absent, self.likelihood, use_exclusions=use_exclusions)
+        contradicted = np.where(r.contradicted, r.present, 0.0)
+        absent_for = r.absent_for
+        return ScoreVectors(r.present.sum(axis=0) - contradicted.sum(axis=0), contradicted.sum(axis=0),
+                            np.where(absent_for, r.absent, 0.0).sum(axis=0),
+                            np.where(absent_for, 0.0, r.absent).sum(axis=0), r)
+
     # ---- ranking --------------------------------------------------------------------------------
     def rank_query(self, present: Iterable[str], absent: Iterable[str] = (), sources: Iterable[str] | None = None,
-                   limit: int = 20, *, explain: bool = True) -> RankedQuery:
+                   limit: int = 20, *, explain: bool = True, method: RankMethod = DEFAULT_METHOD) -> RankedQuery:
         """:meth:`rank` for user-supplied ids: resolved first (redirects followed, unknown ids set aside);
         raises :class:`ValidationError` when no present id is known."""
         pres, abs_ = self.resolve_terms(present), self.resolve_terms(absent)
@@ -401,10 +427,12 @@ class RankingIndex:
             unknown = RankedQuery(pres, abs_, []).unknown
             raise ValidationError("no known present phenotype id" + (f" (unknown: {', '.join(unknown)})"
                                                                       if unknown else ""))
-        return RankedQuery(pres, abs_, self.rank(pres.ids, abs_.ids, sources=sources, limit=limit, explain=explain))
+        return RankedQuery(pres, abs_, self.rank(pres.ids, abs_.ids, sources=sources, limit=limit, explain=explain,
+                                                 method=method))
 
     def rank(self, present: Sequence[str], absent: Sequence[str] = (), sources: Iterable[str] | None = None,
-             limit: int = 20, *, explain: bool = True, use_exclusions: bool = True) -> list[RankedDisease]:
+             limit: int = 20, *, explain: bool = True, use_exclusions: bool = True,
+             method: RankMethod = DEFAULT_METHOD) -> list[RankedDisease]:
         """Diseases ranked for the observed (``present``) and explicitly ``absent`` phenotype ids."""
         if limit < 1:
             raise ValidationError("limit must be at least 1")
@@ -417,14 +445,18 @@ class RankingIndex:
         if both:
             names = ", ".join(self.sem.terms[i] for i in sorted(both))
             raise ValidationError(f"phenotype(s) both present and absent: {names}")
-        vectors = self.score_vectors(pres, abs_, use_exclusions=use_exclusions)
+        vectors = self.score_vectors(pres, abs_, use_exclusions=use_exclusions, method=method)
         total = vectors.total
         candidates = np.flatnonzero(self.source_mask(sources))
         order = candidates[np.lexsort((candidates, -total[candidates]))][:limit]
         rows = order.tolist()
-        explanations: list[Explanation | None] = (
-            list(self.explain_rows(rows, pres, abs_, vectors, use_exclusions=use_exclusions)) if explain
-            else [None] * len(rows))
+        explanations: list[Explanation | None]
+        if not explain:
+            explanations = [None] * len(rows)
+        elif vectors.ratios is not None:
+            explanations = [self.explain_likelihood(row, pres, abs_, vectors) for row in rows]
+        else:
+            explanations = list(self.explain_rows(rows, pres, abs_, vectors, use_exclusions=use_exclusions))
         return [RankedDisease(r, self.disease_ids[row], self.names[row], str(self.sources[row]),
                               round(float(total[row]), 6), explanation)
                 for r, (row, explanation) in enumerate(zip(rows, explanations, strict=True), start=1)]
@@ -485,6 +517,82 @@ class RankingIndex:
         return [self._explain_one(i, int(row), present_l, absent_l, anc_of, cols, pos, col_rank, q_cols,
                                   shares[i], values[i], vectors, use_exclusions)
                 for i, row in enumerate(row_arr.tolist())]
+
+    def explain_likelihood(self, row: int, present: np.ndarray, absent: np.ndarray,
+                           vectors: ScoreVectors) -> Explanation:
+        """Each term's likelihood ratio for disease ``row`` (method "likelihood"), with the phenotype of the
+        disease that explains, contradicts or is absent with it."""
+        r = vectors.ratios
+        assert r is not None
+        terms, ic = self.sem.terms, self.sem.ic
+        t_idx, t_freq = self._row(self.typical, row)
+        freq = {int(t): float(f) for t, f in zip(t_idx, t_freq, strict=True)}
+        stated = dict(zip(*self._row(self.stated, row), strict=True))
+        excluded = [int(x) for x in self._row(self.excluded, row)[0]]
+        cols = sorted({int(a) for q in [*present, *absent] for a in self.sem.ancestor_indices(int(q))})
+        pos = {a: j for j, a in enumerate(cols)}
+        below_block = self._below_block(t_idx, cols)
+
+        def below(a: int) -> list[int]:
+            return [int(t) for t in t_idx[below_block[:, pos[a]]]]
+
+        def pick(candidates: list[int]) -> int:  # most frequent, then most informative, then lowest id
+            return max(candidates, key=lambda i: (freq[i], ic[i], -i))
+
+        def freq_out(t: int) -> float | None:
+            value = stated.get(t)
+            return None if value is None or value < 0 else round(float(value), 4)
+
+        def excluded_above(q: int) -> int:
+            ancs = set(self.sem.ancestor_indices(q).tolist())
+            return max((x for x in excluded if x in ancs), key=lambda i: (ic[i], -i))
+
+        def lr(value: float) -> tuple[float, float]:
+            return round(value, 4), round(math.exp(value), 4)
+
+        matched: list[MatchedTerm] = []
+        contradicted: list[ContradictedTerm] = []
+        unmatched: list[str] = []
+        for j, q in enumerate(int(x) for x in present):
+            contribution, ratio = lr(float(r.present[j, row]))
+            if r.contradicted[j, row]:
+                x = excluded_above(q)
+                contradicted.append(ContradictedTerm(terms[q], terms[x], "exact" if x == q else "descendant",
+                                                     contribution, ratio))
+                continue
+            a = int(r.present_level[j, row])
+            if a < 0:
+                unmatched.append(terms[q])
+                continue
+            how: MatchHow
+            if a == q:
+                t = q if q in freq else pick(below(q))
+                how, mica = ("exact" if t == q else "ancestor"), q
+            elif a in freq:
+                t, how, mica = a, "descendant", a
+            else:
+                t, how, mica = pick(below(a)), "related", a
+            matched.append(MatchedTerm(terms[q], terms[t], how, terms[mica], round(float(ic[mica]), 4),
+                                       freq_out(t), contribution, ratio))
+        consistent: list[AbsentTerm] = []
+        conflicting: list[AbsentTerm] = []
+        absent_for = r.absent_for[:, row]
+        for j, q in enumerate(int(x) for x in absent):
+            contribution, ratio = lr(float(r.absent[j, row]))
+            item: AbsentTerm | None = None
+            if r.absent_excluded[j, row]:
+                x = excluded_above(q)
+                item = AbsentTerm(terms[q], terms[x], "exact" if x == q else "descendant", None, contribution, ratio)
+            elif r.absent_typical[j, row]:
+                t = pick(below(q))
+                item = AbsentTerm(terms[q], terms[t], "exact" if t == q else "ancestor", freq_out(t), contribution,
+                                  ratio)
+            if item is not None:
+                (consistent if absent_for[j] else conflicting).append(item)
+        parts = ScoreParts(round(float(vectors.match[row]), 6), round(float(vectors.contradiction[row]), 6),
+                           round(float(vectors.absent_consistent[row]), 6),
+                           round(float(vectors.absent_conflicting[row]), 6))
+        return Explanation(matched, contradicted, consistent, conflicting, unmatched, parts)
 
     def _explain_one(self, i: int, row: int, present_l: list[int], absent_l: list[int],
                      anc_of: dict[int, list[int]], cols: list[int], pos: dict[int, int], col_rank: np.ndarray,

@@ -1,7 +1,8 @@
 """``phenokg rank FILE``: rank diseases for many cases, JSONL in, JSONL out (in order).
 
 Each input line is one case: ``{"present": [...], "absent": [...]}`` (``absent`` optional; an ``id`` of any
-JSON type is echoed back; ``sources`` and ``limit`` may override the command-line options per case). Each
+JSON type is echoed back; ``sources``, ``limit`` and ``method`` may override the command-line options per
+case). ``--limit`` counts diseases of the one ranked list that mixes every source, not per source. Each
 output line is ``{"line": N, ["id": …,] "results": [{"id", "name", "score"}, …], "unknown": [...],
 "redirected": {...}}`` — or ``{"line": N, "error": "…"}`` for a bad case, which is also reported on stderr as
 ``FILE:N: message``; the other cases go on, and the exit code is then 2. Blank lines are skipped. ``-``
@@ -37,7 +38,7 @@ def _error_text(exc: Exception) -> str:
 
 
 def rank_case(index: RankingIndex, raw: str, sources: list[str] | None, limit: int,
-              explain: bool) -> dict[str, Any]:
+              explain: bool, method: str = "likelihood") -> dict[str, Any]:
     """One case line → its output object (raises ValueError / pydantic errors for a bad case)."""
     from app.schemas_ranking import RankRequest
 
@@ -52,9 +53,10 @@ def rank_case(index: RankingIndex, raw: str, sources: list[str] | None, limit: i
     if sources is not None:
         obj.setdefault("sources", sources)
     obj.setdefault("explain", explain)
+    obj.setdefault("method", method)
     request = RankRequest.model_validate(obj)
     ranked = index.rank_query(request.present, request.absent, sources=request.sources, limit=request.limit,
-                              explain=request.explain)
+                              explain=request.explain, method=request.method)
     results: list[dict[str, Any]] = []
     for r in ranked.results:
         item: dict[str, Any] = {"id": r.id, "name": r.name, "score": r.score}
@@ -90,14 +92,24 @@ def register(app: typer.Typer) -> None:
         source: Annotated[list[str] | None, typer.Option(
             "--source", "-s", help="Only diseases from this source (OMIM, ORPHA, DECIPHER, CXR_PACK); repeatable.")
         ] = None,
-        limit: Annotated[int, typer.Option(help="Diseases per case.")] = 10,
+        limit: Annotated[int, typer.Option(help="Diseases per case, counted over the one list that mixes every "
+                                                "source (OMIM, ORPHA, DECIPHER, CXR_PACK); use --source to rank "
+                                                "within some sources only.")] = 10,
+        method: Annotated[str, typer.Option(
+            help="Score: 'likelihood' (per-term likelihood ratios, the default) or 'ic' (the earlier "
+                 "information-content score).")] = "likelihood",
         explain: Annotated[bool, typer.Option("--explain", help="Include each disease's explanation.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     ) -> None:
-        """Rank diseases for each case of a JSONL file: one JSON line out per case, in order."""
+        """Rank diseases for each case of a JSONL file: one JSON line out per case, in order.
+
+        The --limit best diseases are taken from one list that mixes all sources; --source restricts it."""
         from tqdm import tqdm
 
-        from kg.ranking import RankingIndex
+        from kg.ranking import METHODS, RankingIndex
+
+        if method not in METHODS:
+            raise typer.BadParameter(f"{method!r} is not one of {', '.join(METHODS)}", param_hint="--method")
         from kg.snapshot import load_snapshot
 
         if file != "-" and not Path(file).is_file():
@@ -113,7 +125,7 @@ def register(app: typer.Typer) -> None:
         bar = tqdm(total=len(cases), unit="case", file=sys.stderr, disable=quiet or len(cases) < PROGRESS_FROM)
         for n, raw in cases:
             try:
-                out: dict[str, Any] = {"line": n, **rank_case(index, raw, sources, limit, explain)}
+                out: dict[str, Any] = {"line": n, **rank_case(index, raw, sources, limit, explain, method)}
             except (ValueError, TypeError) as exc:  # pydantic and kg ValidationErrors are ValueErrors
                 failed += 1
                 message = _error_text(exc)

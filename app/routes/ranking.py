@@ -38,10 +38,12 @@ def explanation_out(names: dict[str, str], e: Explanation) -> ExplanationOut:
     return ExplanationOut(
         matched=[Matched(observed=m.observed, observed_name=n(m.observed), typical=m.typical,
                          typical_name=n(m.typical), how=m.how, mica=m.mica, mica_name=n(m.mica),
-                         ic=m.ic, frequency=m.frequency, contribution=m.contribution) for m in e.matched],
+                         ic=m.ic, frequency=m.frequency, contribution=m.contribution,
+                         likelihood_ratio=m.likelihood_ratio) for m in e.matched],
         contradicted=[Contradicted(observed=c.observed, observed_name=n(c.observed), excluded=c.excluded,
                                    excluded_name=n(c.excluded), how=c.how,
-                                   contribution=round(c.contribution, 4)) for c in e.contradicted],
+                                   contribution=round(c.contribution, 4), likelihood_ratio=c.likelihood_ratio)
+                      for c in e.contradicted],
         absent_consistent=[_absent(names, a) for a in e.absent_consistent],
         absent_conflicting=[_absent(names, a) for a in e.absent_conflicting],
         unmatched=e.unmatched,
@@ -54,7 +56,7 @@ def explanation_out(names: dict[str, str], e: Explanation) -> ExplanationOut:
 def _absent(names: dict[str, str], a: AbsentTerm) -> AbsentEvidence:
     return AbsentEvidence(absent=a.absent, absent_name=names.get(a.absent, ""), disease_term=a.disease_term,
                           disease_term_name=names.get(a.disease_term, ""), how=a.how,
-                          frequency=a.frequency, contribution=a.contribution)
+                          frequency=a.frequency, contribution=a.contribution, likelihood_ratio=a.likelihood_ratio)
 
 
 def ranked_out(names: dict[str, str], r: RankedDisease) -> RankedDiseaseOut:
@@ -71,15 +73,17 @@ def rank(body: RankRequest, cache: CacheDep) -> Response:
     """Every disease (or those of ``sources``) scored from how well it explains the observed phenotypes —
     directly or through the hierarchy, weighted by annotated frequency and normalised for annotation-set size —
     with observed phenotypes it excludes counting hard against it, and absent phenotypes counting for it
-    (it excludes them) or against it (it typically shows them). Unknown ids are listed and ignored."""
+    (it excludes them, or shows them in only some patients) or against it (its patients nearly always show
+    them). The default ``method=likelihood`` gives each term's likelihood ratio in the explanation;
+    ``method=ic`` is the earlier information-content score. Unknown ids are listed and ignored."""
     index = ranking_index(cache)
     names = cache.get().view.names
     ranked = index.rank_query(body.present, body.absent, sources=body.sources, limit=body.limit,
-                              explain=body.explain)
+                              explain=body.explain, method=body.method)
     candidates = int(index.source_mask(body.sources).sum())
     query = RankQuery(present=ranked.present.ids, absent=ranked.absent.ids, redirected=ranked.redirected,
                       unknown=ranked.unknown)
-    response = RankResponse(query=query, candidates=candidates,
+    response = RankResponse(query=query, method=body.method, candidates=candidates,
                             results=[ranked_out(names, r) for r in ranked.results])
     # serialised once here: FastAPI's re-validation of a 20-explanation response model costs more than the ranking
     return Response(response.model_dump_json(exclude_none=True), media_type="application/json")

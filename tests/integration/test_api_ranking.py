@@ -7,6 +7,7 @@ Pleural effusion (frequency "Excluded"); DECIPHER:3 has Seizure (45%).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,9 @@ def test_rank_explains_matches(client: TestClient) -> None:
 
 
 def test_rank_absent_phenotypes_count_both_ways(client: TestClient) -> None:
-    body = client.post("/rank", json={"present": [LUNG_MORPHOLOGY], "absent": [CARDIOMEGALY]}).json()
+    body = client.post("/rank", json={"present": [LUNG_MORPHOLOGY], "absent": [CARDIOMEGALY],
+                                      "method": "ic"}).json()
+    assert body["method"] == "ic"
     by_id = {r["id"]: r for r in body["results"]}
     lung = by_id["OMIM:100001"]["explanation"]
     [consistent] = lung["absent_consistent"]                   # OMIM:100001 excludes cardiomegaly (0/5)
@@ -139,6 +142,31 @@ def test_rank_absent_phenotypes_count_both_ways(client: TestClient) -> None:
     assert conflicting["contribution"] < 0
     assert body["results"][0]["id"] == "OMIM:100001"
     assert by_id["ORPHA:200002"]["score"] < by_id["DECIPHER:3"]["score"]
+
+
+def test_rank_likelihood_ratios_per_term(client: TestClient) -> None:
+    body = client.post("/rank", json={"present": [LUNG_MORPHOLOGY], "absent": [CARDIOMEGALY]}).json()
+    assert body["method"] == "likelihood"
+    by_id = {r["id"]: r for r in body["results"]}
+    lung = by_id["OMIM:100001"]["explanation"]
+    [excluded] = lung["absent_consistent"]                     # OMIM:100001 excludes cardiomegaly (0/5)
+    assert excluded["likelihood_ratio"] == pytest.approx(math.exp(excluded["contribution"]), rel=1e-3)
+    assert excluded["likelihood_ratio"] > 1
+    for result in body["results"]:
+        e = result["explanation"]
+        for m in e["matched"]:
+            assert m["likelihood_ratio"] == pytest.approx(math.exp(m["contribution"]), rel=1e-3)
+        assert sum(e["parts"].values()) == pytest.approx(result["score"], abs=1e-4)
+    # ORPHA:200002 shows cardiomegaly in 89.5 %: its absence is looked for there, and not always present
+    heart = by_id["ORPHA:200002"]["explanation"]
+    [shown] = heart["absent_consistent"] + heart["absent_conflicting"]
+    assert (shown["absent"], shown["frequency"]) == (CARDIOMEGALY, pytest.approx(0.895))
+    ic = client.post("/rank", json={"present": [LUNG_MORPHOLOGY], "absent": [CARDIOMEGALY], "method": "ic"}).json()
+    assert [r["score"] for r in ic["results"]] != [r["score"] for r in body["results"]]
+
+
+def test_rank_unknown_method_is_422(client: TestClient) -> None:
+    assert_problem(client.post("/rank", json={"present": [PNEUMONIA], "method": "cosine"}))
 
 
 def test_rank_source_filter_limit_and_no_explanations(client: TestClient) -> None:

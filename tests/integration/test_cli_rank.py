@@ -104,3 +104,27 @@ def test_rank_many_cases_show_a_progress_bar(home: Path, graph_settings: GraphSe
     assert "25/25" in out.stderr
     quiet = run(home, "-", "--quiet", stdin=stdin, graph_settings=graph_settings)
     assert "25/25" not in quiet.stderr
+
+
+def test_rank_method_option_and_per_case_override(home: Path, graph_settings: GraphSettings) -> None:
+    case = {"present": ["HP:0002090", "HP:0002202"], "absent": ["HP:0001640"]}
+    stdin = json.dumps(case) + "\n" + json.dumps({**case, "method": "likelihood"}) + "\n"
+    ic = run(home, "-", "--method", "ic", stdin=stdin, graph_settings=graph_settings)
+    assert ic.returncode == 0, ic.stderr
+    first, overridden = (json.loads(x) for x in ic.stdout.splitlines())
+    default = run(home, "-", stdin=json.dumps(case) + "\n", graph_settings=graph_settings)
+    [likelihood] = [json.loads(x) for x in default.stdout.splitlines()]
+    assert overridden["results"] == likelihood["results"]          # the case's own method wins
+    assert first["results"] != likelihood["results"]
+
+
+def test_rank_unknown_method_is_exit_2(home: Path) -> None:
+    out = run(home, "-", "--method", "cosine", stdin="")
+    assert out.returncode == 2
+    assert "--method" in out.stderr and "cosine" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_rank_help_says_the_limit_is_over_the_mixed_list(home: Path) -> None:
+    out = run(home, "--help")
+    assert out.returncode == 0
+    assert "mixes every" in " ".join(out.stdout.split())

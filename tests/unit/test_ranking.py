@@ -4,6 +4,7 @@ evidence both ways, the source filter, id resolution, explanations and determini
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from kg.errors import ValidationError
 from kg.obo import TermRow
 from kg.ontology import OntologyView
-from kg.ranking import RankingIndex, RankingParams
+from kg.ranking import RankedDisease, RankedQuery, RankingIndex, RankingParams
 from kg.snapshot import Annotation, DiseaseInfo, GraphSnapshot
 
 # All ─ PA ─┬─ A ─┬─ A1 ─┬─ A1a (alt id HP:0000010)
@@ -54,9 +55,26 @@ def snapshot(extra_typical: dict[str, list[Annotation]] | None = None,
     return GraphSnapshot(stamp="test", view=view, terms={}, diseases=diseases, typical=typical, excluded=excluded)
 
 
+class ICMethod:
+    """A RankingIndex whose rank / rank_query default to ``method="ic"``: this module checks that score by hand
+    (the likelihood-ratio method has its own tests in test_ranking_lr.py)."""
+
+    def __init__(self, inner: RankingIndex) -> None:
+        self.inner = inner
+
+    def rank(self, *args: Any, **kw: Any) -> list[RankedDisease]:
+        return self.inner.rank(*args, **{"method": "ic", **kw})
+
+    def rank_query(self, *args: Any, **kw: Any) -> RankedQuery:
+        return self.inner.rank_query(*args, **{"method": "ic", **kw})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 @pytest.fixture(scope="module")
 def index() -> RankingIndex:
-    return RankingIndex.from_snapshot(snapshot())
+    return ICMethod(RankingIndex.from_snapshot(snapshot()))  # type: ignore[return-value]
 
 
 def scores(index: RankingIndex, present: list[str], absent: list[str] | None = None, **kw: object) -> dict[str, float]:
@@ -221,9 +239,9 @@ def test_explanation_kinds_of_match(index: RankingIndex) -> None:
 
 def test_typical_annotation_wins_over_a_broad_exclusion() -> None:
     # OMIM:4 excludes all of A (e.g. 0/n on a broad term) but lists A1a as typical
-    idx = RankingIndex.from_snapshot(snapshot(
+    idx = ICMethod(RankingIndex.from_snapshot(snapshot(
         extra_typical={"OMIM:4": [Annotation(A1A, 0.5, "P")]}, extra_excluded={"OMIM:4": [A]},
-        extra_diseases={"OMIM:4": DiseaseInfo("OMIM:4", "Disease four", "OMIM")}))
+        extra_diseases={"OMIM:4": DiseaseInfo("OMIM:4", "Disease four", "OMIM")})))
     ranked = {r.id: r for r in idx.rank([A1A], limit=5)}
     assert ranked["OMIM:4"].score > 0
     assert ranked["OMIM:4"].explanation is not None and ranked["OMIM:4"].explanation.contradicted == []
@@ -232,9 +250,9 @@ def test_typical_annotation_wins_over_a_broad_exclusion() -> None:
 
 def test_ties_are_broken_by_disease_id() -> None:
     same = [Annotation(B1, 0.5, "P")]
-    idx = RankingIndex.from_snapshot(snapshot(
+    idx = ICMethod(RankingIndex.from_snapshot(snapshot(
         extra_typical={"ORPHA:9": list(same), "ORPHA:10": list(same), "OMIM:8": list(same)},
-        extra_diseases={d: DiseaseInfo(d, d, d.split(":")[0]) for d in ("ORPHA:9", "ORPHA:10", "OMIM:8")}))
+        extra_diseases={d: DiseaseInfo(d, d, d.split(":")[0]) for d in ("ORPHA:9", "ORPHA:10", "OMIM:8")})))
     ranked = [r.id for r in idx.rank([B1], limit=10) if r.id in {"ORPHA:9", "ORPHA:10", "OMIM:8"}]
     assert ranked == ["OMIM:8", "ORPHA:10", "ORPHA:9"]
     assert [r.id for r in idx.rank([B1], limit=10)] == [r.id for r in idx.rank([B1], limit=10)]
@@ -242,7 +260,7 @@ def test_ties_are_broken_by_disease_id() -> None:
 
 def test_score_vectors_are_vectorised_over_all_diseases(index: RankingIndex) -> None:
     present = index.sem.indices([A1A, B1])
-    vectors = index.score_vectors(present, index.sem.indices([A2]))
+    vectors = index.score_vectors(present, index.sem.indices([A2]), method="ic")
     assert vectors.total.shape == (3,)
     assert np.all(vectors.match >= 0)
     row = index.position["OMIM:1"]
