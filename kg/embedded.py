@@ -89,7 +89,8 @@ def _port_open(port: int, timeout: float = 0.2) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -175,7 +176,7 @@ class EmbeddedServer:
                 state = ServerState(**json.loads(self.state_file.read_text()))
             except (ValueError, TypeError):
                 state = None
-            if state and _pid_alive(state.pid) and self._marker() in _cmdline(state.pid):
+            if state and pid_alive(state.pid) and self._marker() in _cmdline(state.pid):
                 return state
             self.state_file.unlink(missing_ok=True)
         orphan = self._find_orphan()
@@ -337,7 +338,7 @@ class EmbeddedServer:
             if self._process is not None and self._process.pid == pid:
                 if self._process.poll() is not None:
                     return True
-            elif not _pid_alive(pid):
+            elif not pid_alive(pid):
                 return True
             time.sleep(0.05)
         return False

@@ -306,9 +306,10 @@ def _train(dataset: Dataset[ClipSample], config: ClipTrainConfig, out: Path, dev
                     first = first or dict(last)
                     bar.set_postfix(loss=f"{last['total']:.4f}", epoch=epoch)
                     if log is not None:
-                        row = {"step": step, "epoch": epoch, **last, "lr": float(optimizer.param_groups[0]["lr"]),
-                               "temperature": float(1.0 / model.scale().detach()), "time_s": round(
-                                   time.perf_counter() - started, 3)}
+                        row = {"step": step, "total_steps": total, "epoch": epoch, **last,
+                               "lr": float(optimizer.param_groups[0]["lr"]),
+                               "temperature": float(1.0 / model.scale().detach()),
+                               "time_s": round(time.perf_counter() - started, 3)}
                         log.write(json.dumps(row) + "\n")
                         log.flush()
                 if step >= total:

@@ -312,6 +312,7 @@ def _train(
                 if step % config.log_every == 0 or step == total_steps:
                     row = {
                         "step": step,
+                        "total_steps": total_steps,
                         "epoch": epoch,
                         "batch": batch_index,
                         "loss": loss_value,

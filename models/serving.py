@@ -80,11 +80,17 @@ class ImageResult:
 
 @torch.no_grad()
 def _encode_texts(model: CLIPModel, texts: Sequence[str], device: torch.device, batch_size: int) -> Tensor:
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: little padding
     chunks = []
-    for start in range(0, len(texts), batch_size):
-        tok = {k: v.to(device) for k, v in model.tokenize(list(texts[start:start + batch_size])).items()}
+    for start in range(0, len(order), batch_size):
+        batch = [texts[i] for i in order[start:start + batch_size]]
+        tok = {k: v.to(device) for k, v in model.tokenize(batch).items()}
         chunks.append(model.encode_text(tok["input_ids"], tok["attention_mask"]).float())
-    return torch.cat(chunks) if chunks else torch.zeros((0, model.embed_dim), device=device)
+    if not chunks:
+        return torch.zeros((0, model.embed_dim), device=device)
+    out = torch.empty((len(texts), model.embed_dim), device=device)
+    out[torch.tensor(order, device=device)] = torch.cat(chunks)
+    return out
 
 
 class ClipIndex:

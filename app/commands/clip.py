@@ -70,15 +70,16 @@ def resolve_text_model(graph: Graph, text_model: str) -> tuple[str | None, str]:
     return str(knowledge_encoder_dir(version.path)), f"{version.kind} {version.id}"
 
 
-def load_clip_data(graph: Graph, source: str | None, split: str | None) -> ClipData:
-    """Evidence of ``source`` / ``split`` with its findings' disease sets and phenotype names."""
+def load_clip_data(graph: Graph, source: str | None, split: str | None, blob_root: Path | None = None) -> ClipData:
+    """Evidence of ``source`` / ``split`` with its findings' disease sets and phenotype names (image paths in
+    ``blob_root``, default the blob store of ``PHENOKG_HOME``)."""
     from kg.build import build_meta
     from kg.config import GraphSettings
     from kg.training_views import disease_sets, evidence_items, phenotype_names
     from models.clip_run import ClipData
     from models.views import to_disease_sets
 
-    items = evidence_items(graph, blob_root=GraphSettings().blob_dir, source=source, split=split)
+    items = evidence_items(graph, blob_root=blob_root or GraphSettings().blob_dir, source=source, split=split)
     views: list[dict[str, Any]] = [dict(v) for v in items]
     if not views:
         raise ValueError(f"no evidence for source={source!r} split={split!r}: import it first "

@@ -47,7 +47,8 @@ def _note(message: str) -> None:
 # ---- train ----------------------------------------------------------------------------------------------
 
 
-def _graph_data(graph: Graph, branch: str | None) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, Any]]:
+def knowledge_views(graph: Graph, branch: str | None) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, Any]]:
+    """The knowledge encoder's training data: phenotype views of ``branch``, id redirects, provenance."""
     from kg.build import build_meta, current_release
     from kg.training_views import id_redirects, phenotype_attributes
 
@@ -121,7 +122,7 @@ def train_knowledge_encoder_command(
             raise FileNotFoundError(f"--gold {gold}: no such file")
 
     with graph_connection() as graph:
-        views, redirects, info = _graph_data(graph, branch)
+        views, redirects, info = knowledge_views(graph, branch)
     attributes = to_attributes(views)
     if len(attributes) < 2:
         raise ValueError(f"the graph holds {len(attributes)} live phenotype(s) under {branch or 'the root'}: "
@@ -156,6 +157,26 @@ def train_knowledge_encoder_command(
             "data_hash": result.data_hash, "seed": result.seed, "code_version": result.code_version,
             "held_out_phenotypes": len(result.held_out_ids), "train": result.metrics["train"],
             "headline": result.metrics["headline"], "timings_s": result.metrics["timings_s"]}
+
+
+def model_version_from_dir(directory: Path) -> ModelVersion:
+    """The :class:`ModelVersion` a model directory written by a training run describes (its config.json gives
+    the id, kind, data hash, seed and code version); ``ValueError`` when it is not a phenokg training run."""
+    from kg.registry import ModelVersion
+    from models.registry import read_model_dir
+
+    model_dir = read_model_dir(directory)
+    cfg = model_dir.config
+    missing = [k for k in ("kind", "model_id") if not cfg.get(k)]
+    if missing:
+        raise ValueError(f"{model_dir.path / 'config.json'}: no {' or '.join(missing)} (not a phenokg training run)")
+    seed = cfg.get("seed")
+    return ModelVersion(
+        id=str(cfg["model_id"]), kind=str(cfg["kind"]), path=str(model_dir.path.resolve()), config=cfg,
+        metrics=model_dir.metrics, data_hash=str(cfg.get("data_hash") or ""),
+        seed=int(seed) if isinstance(seed, int) else None, code_version=str(cfg.get("code_version") or ""),
+        created_at=str(cfg.get("created_at") or ""),
+    )
 
 
 def reembed(graph: Graph, version: ModelVersion, *, progress: bool = True) -> dict[str, Any] | None:
@@ -321,7 +342,7 @@ def register(app: typer.Typer) -> None:
         from models.views import write_views_file
 
         with graph_connection() as graph:
-            views, redirects, info = _graph_data(graph, None if branch.lower() == "all" else branch)
+            views, redirects, info = knowledge_views(graph, None if branch.lower() == "all" else branch)
         if not views:
             _exit(f"the graph holds no live phenotype under {branch}: build it first (`phenokg kg build`)")
         write_views_file(file, views, redirects, info)
@@ -424,22 +445,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Record a model directory trained on another machine (`python -m models.knowledge_run`, or a
         copied run) as a ModelVersion, with the id, data hash, seed and code version its config.json holds."""
-        from kg.registry import ModelVersion, register_model
         from kg.registry import activate_model as activate_version
-        from models.registry import read_model_dir
+        from kg.registry import register_model
 
-        model_dir = read_model_dir(directory)
-        cfg = model_dir.config
-        missing = [k for k in ("kind", "model_id") if not cfg.get(k)]
-        if missing:
-            _exit(f"{model_dir.path / 'config.json'}: no {' or '.join(missing)} (not a phenokg training run)")
-        seed = cfg.get("seed")
-        version = ModelVersion(
-            id=str(cfg["model_id"]), kind=str(cfg["kind"]), path=str(model_dir.path.resolve()), config=cfg,
-            metrics=model_dir.metrics, data_hash=str(cfg.get("data_hash") or ""),
-            seed=int(seed) if isinstance(seed, int) else None, code_version=str(cfg.get("code_version") or ""),
-            created_at=str(cfg.get("created_at") or ""),
-        )
+        version = model_version_from_dir(directory)
         with graph_connection() as graph:
             m = register_model(graph, version)
             typer.echo(f"registered {m.id} ({m.kind}): {m.path}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from kg.config import GraphSettings
-from kg.embedded import EmbeddedServer, _pid_alive
+from kg.embedded import EmbeddedServer, pid_alive
 from kg.graph import connect
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ def test_start_status_stop(home: Path) -> None:
         assert server.status() is not None  # a connection to a detached server does not stop it
     finally:
         assert server.stop()
-    assert not _pid_alive(state.pid)
+    assert not pid_alive(state.pid)
     assert server.status() is None
 
 
@@ -80,13 +80,13 @@ def test_child_server_dies_with_its_parent(home: Path) -> None:
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
     jvm_pid = int(parent.stdout.readline())
-    assert _pid_alive(jvm_pid)
+    assert pid_alive(jvm_pid)
     parent.send_signal(signal.SIGKILL)
     parent.wait(timeout=10)
     deadline = time.monotonic() + 30
-    while _pid_alive(jvm_pid) and time.monotonic() < deadline:
+    while pid_alive(jvm_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    alive = _pid_alive(jvm_pid)
+    alive = pid_alive(jvm_pid)
     if alive:
         os.kill(jvm_pid, signal.SIGKILL)
     assert not alive
