@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from kg.config import GraphSettings
 
@@ -26,3 +26,14 @@ class AppSettings(GraphSettings):
     retrieval_batch_wait_ms: float = Field(default=5.0, ge=0, le=1000, alias="PHENOKG_RETRIEVAL_BATCH_WAIT_MS")
     retrieval_study: str = Field(default="chest radiograph", alias="PHENOKG_RETRIEVAL_STUDY",
                                  description="Study words of the phenotype prompts (as in training captions)")
+    # Write-endpoint auth (app.auth) and training jobs on Ray (app.jobs)
+    api_token: SecretStr | None = Field(default=None, alias="PHENOKG_API_TOKEN",
+                                        description="Bearer token of write endpoints (unset: generated, "
+                                                    "kept in PHENOKG_HOME/api-token)")
+    ray_address: str | None = Field(default=None, alias="RAY_ADDRESS",
+                                    description="Ray cluster for training jobs (unset: a local head)")
+    ray_num_cpus: int = Field(default=2, ge=1, alias="PHENOKG_RAY_NUM_CPUS")
+    ray_num_gpus: int | None = Field(default=None, ge=0, alias="PHENOKG_RAY_NUM_GPUS")
+    jobs_poll_s: float = Field(default=2.0, gt=0, le=60, alias="PHENOKG_JOBS_POLL_S")
+    job_python: str | None = Field(default=None, alias="PHENOKG_JOB_PYTHON",
+                                   description="Interpreter of job entrypoints (default: the API's own)")

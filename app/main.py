@@ -11,9 +11,13 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import problems
+from app.auth import ensure_token
 from app.config import AppSettings
+from app.jobs.manager import JobManager
 from app.retrieval import RetrievalService
-from app.routes import annotate, diseases, health, hierarchy, normalize, ranking, search, similarity, terms
+from app.routes import annotate, diseases, explore, health, hierarchy, normalize, ranking, search, similarity, terms
+from app.routes import jobs as jobs_routes
+from app.routes import models as models_routes
 from app.routes import retrieval as retrieval_routes
 from kg import __version__
 from kg.annotate import LINKER_KEY, linker_from_snapshot
@@ -50,6 +54,9 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
             migrate(graph)
         app.state.graph = graph
         app.state.cache = SnapshotCache(graph)
+        app.state.api_token = ensure_token(settings)
+        app.state.jobs = JobManager(graph, settings)  # training jobs on Ray, synced into the graph
+        app.state.jobs.start()
         app.state.retrieval = RetrievalService(graph, app.state.cache, settings)
         if settings.warm_snapshot:
             app.state.cache.get()  # load the in-memory view now, not on the first request
@@ -57,6 +64,7 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            app.state.jobs.close()
             app.state.retrieval.close()
             graph.close()
 
@@ -73,6 +81,7 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
                            allow_headers=["*"])
     problems.install(app)
     for module in (health, terms, hierarchy, diseases, search, annotate, normalize, similarity, ranking,
-                   retrieval_routes):
+                   retrieval_routes, jobs_routes, models_routes):
         app.include_router(module.router)
+    explore.install(app)  # /explore page, its static files, its read endpoints
     return app

@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from kg.errors import GraphUnavailableError, NotFoundError, ValidationError
 
@@ -38,11 +40,14 @@ def problem(status: int, title: str, detail: str | None = None, *, instance: str
 def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not Found", 405: "Method Not Allowed", 410: "Gone", 413: "Content Too Large",
+        title = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+                 410: "Gone", 413: "Content Too Large",
                  422: "Unprocessable Content"}.get(exc.status_code, "HTTP error")
         detail = exc.detail if isinstance(exc.detail, str) else None
         response = problem(exc.status_code, title, detail, instance=request.url.path)
         response.headers.update(exc.headers or {})  # e.g. Allow on a 405 (RFC 9110)
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(_allowed_methods(request))
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -70,6 +75,18 @@ def install(app: FastAPI) -> None:
         return problem(exc.status, exc.title, exc.detail, instance=request.url.path, **exc.extra)
 
     _document_problems(app)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette's 405 names only the last route it tried."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE and isinstance(route, APIRoute | Route) and route.methods:
+            methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 def _document_problems(app: FastAPI) -> None:

@@ -74,3 +74,20 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         BertModel(cfg).save_pretrained(str(out))
     AutoTokenizer.from_pretrained(str(packaged_text_model_path())).save_pretrained(str(out))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> Path:
+    """An untrained tiny image–text model directory (timm's test_efficientnet + ``tiny_bert_dir``, 16-d), as a
+    training run writes it: what ``PHENOKG_CLIP_MODEL`` takes, so retrieval answers without training first."""
+    import json
+
+    from models.clip_run import untrained_model
+    from models.clip_train import ClipTrainConfig
+
+    out = tmp_path_factory.mktemp("tiny_clip")
+    config = ClipTrainConfig(image_model="test_efficientnet", image_pretrained=False, text_model=str(tiny_bert_dir),
+                             embed_dim=16, image_size=32, max_length=32)
+    untrained_model(config, "cpu").save(out / "model")
+    (out / "train_config.json").write_text(json.dumps(config.to_dict()), encoding="utf-8")
+    return out

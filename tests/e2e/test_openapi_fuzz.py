@@ -15,16 +15,13 @@ One schemathesis worker: with two, hypothesis' concurrent ``ast.parse`` calls hi
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from app.config import AppSettings
 from app.main import create_app
@@ -32,6 +29,7 @@ from kg.build import build
 from kg.config import GraphSettings
 from kg.graph import Graph
 from tests.conftest import clear_graph
+from tests.helpers import serve_in_thread
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -39,35 +37,16 @@ EXAMPLES = int(os.environ.get("PHENOKG_FUZZ_EXAMPLES", "15"))
 TIMEOUT_S = 600
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
-def base_url(graph: Graph, graph_settings: GraphSettings) -> Iterator[str]:
+def base_url(graph: Graph, graph_settings: GraphSettings, tiny_clip_dir: Path) -> Iterator[str]:
     clear_graph(graph)
     build(graph, obo=FIXTURES / "mini.obo", hpoa=FIXTURES / "mini.hpoa", include_pack=False, progress=False)
     app_settings = AppSettings(**{"PHENOKG_HOME": str(graph_settings.home),  # type: ignore[arg-type]
+                                  "PHENOKG_CLIP_MODEL": str(tiny_clip_dir),  # fuzzed past its 503
                                   **({"NEO4J_URI": graph_settings.neo4j_uri} if graph_settings.neo4j_uri else {})})
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(app_settings), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, name="fuzz-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        clear_graph(graph)
+    with serve_in_thread(create_app(app_settings), "fuzz-uvicorn") as url:
+        yield url
+    clear_graph(graph)
 
 
 # Ids that exist in the mini fixtures, drawn half of the time so that requests reach past the 404s; an obsolete id
@@ -93,6 +72,20 @@ expected-statuses = ["2xx", "404", "410"]
 [[operations]]
 include-path-regex = "^/(rank|similarity|normalize)"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "422"]
+
+# Image uploads: schema-valid bytes are mostly not images (415), or images that are cut short or declared as
+# another type (422), or too large (413): refusing them is the contract.
+[[operations]]
+include-path-regex = "^/retrieval/image"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "413", "415", "422"]
+
+# Write endpoints are fuzzed without the API token (a valid job would start real training on Ray): each must
+# answer 401 (no or another scheme) or 403 (a made-up token) with a problem body, never a 5xx;
+# tests/integration/test_api_jobs.py covers them with the token.
+[[operations]]
+include-path-regex = "^/(jobs|models/[^/]+/activate)"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 """
 
 

@@ -1,0 +1,48 @@
+"""The model registry over HTTP: list, get, activate (token). One active version per kind."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from app.auth import require_write_token
+from app.deps import GraphDep
+from app.routes.jobs import AUTH_ERRORS
+from app.schemas_jobs import ID_PATTERN, ModelList, ModelOut
+from app.schemas_terms import Problem
+from kg.registry import activate_model, get_model, list_models
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["models"])
+
+ModelIdPath = Annotated[str, Path(pattern=ID_PATTERN, description="Model version id")]
+KindQuery = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_-]{0,63}$", description="knowledge-encoder, clip, …")]
+
+
+@router.get("/models", response_model=ModelList, summary="Registered model versions, newest first")
+def models(graph: GraphDep, kind: KindQuery = None) -> ModelList:
+    return ModelList(items=[ModelOut.model_validate(m.to_dict()) for m in list_models(graph, kind)])
+
+
+@router.get("/models/{model_id}", response_model=ModelOut, summary="One model version",
+            responses={404: {"model": Problem, "description": "No model version has this id"}})
+def model(model_id: ModelIdPath, graph: GraphDep) -> ModelOut:
+    return ModelOut.model_validate(get_model(graph, model_id).to_dict())
+
+
+@router.post("/models/{model_id}/activate", response_model=ModelOut, summary="Make a model version the active one",
+             dependencies=[Depends(require_write_token)],
+             responses={**AUTH_ERRORS, 404: {"model": Problem, "description": "No model version has this id"}},
+             description="Deactivates the other versions of its kind in the same transaction. An active clip "
+                         "model is swapped into image retrieval at once, without a restart. A knowledge encoder "
+                         "is used for search once the phenotypes are re-embedded with it (`phenokg kg embed`).")
+def activate(model_id: ModelIdPath, graph: GraphDep, request: Request) -> ModelOut:
+    version = activate_model(graph, model_id)
+    retrieval = getattr(request.app.state, "retrieval", None)
+    if retrieval is not None and hasattr(retrieval, "refresh"):
+        retrieval.refresh()
+    log.info("activated %s (%s)", version.id, version.kind)
+    return ModelOut.model_validate(version.to_dict())
