@@ -102,6 +102,33 @@ def _present_ratios(index: RankingIndex, q: int, log_k: float, p: LikelihoodPara
     return best, level
 
 
+def _excluding_term(index: RankingIndex, q: int) -> np.ndarray:
+    """Per disease, the term of its excluded set at or above ``q`` (nearest ancestor first), −1 where none."""
+    out = np.full(len(index.disease_ids), -1, dtype=np.int64)
+    ex = index.excluded_csc
+    for a in index.sem.ancestor_indices(q).tolist():
+        rows = ex.indices[ex.indptr[a]:ex.indptr[a + 1]]
+        free = rows[out[rows] < 0]
+        out[free] = a
+    return out
+
+
+def _fold_redundant_exclusions(ratios: list[np.ndarray], hits: list[np.ndarray],
+                               by_term: list[np.ndarray], silent: list[float]) -> None:
+    """Count each excluded-set term of a disease once: further absent terms below the same excluded term add
+    nothing the first did not say (a disease excluding a whole organ system would otherwise gain ``ln(γβ)``
+    for every absent finding of that system), so they score as for a disease silent about them."""
+    seen: set[tuple[int, int]] = set()
+    for row, hit, terms, base in zip(ratios, hits, by_term, silent, strict=True):
+        for d in np.flatnonzero(hit).tolist():
+            key = (d, int(terms[d]))
+            if key in seen:
+                row[d] = base
+                hit[d] = False
+            else:
+                seen.add(key)
+
+
 def _absent_ratios(index: RankingIndex, q: int, p: LikelihoodParams,
                    excluded: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float]:
     n_d = len(index.disease_ids)
@@ -133,7 +160,7 @@ def term_ratios(index: RankingIndex, present: np.ndarray, absent: np.ndarray, p:
         pres_rows.append(ratios)
         levels.append(level)
         contra.append(hit)
-    abs_rows, excl, typ, baseline = [], [], [], []
+    abs_rows, excl, typ, baseline, by_term = [], [], [], [], []
     for q in (absent.tolist() if use_exclusions else []):
         hit = index.excluded_at_or_above(q) if check else np.zeros(n_d, dtype=np.bool_)
         ratios, typical, silent = _absent_ratios(index, q, p, hit)
@@ -141,6 +168,9 @@ def term_ratios(index: RankingIndex, present: np.ndarray, absent: np.ndarray, p:
         baseline.append(silent)
         excl.append(hit)
         typ.append(typical & ~hit)
+        by_term.append(_excluding_term(index, q) if hit.any() else np.full(n_d, -1, dtype=np.int64))
+    if check and len(abs_rows) > 1:
+        _fold_redundant_exclusions(abs_rows, excl, by_term, baseline)
 
     def stack(rows: list[np.ndarray], dtype: type) -> np.ndarray:
         return np.vstack(rows) if rows else np.zeros((0, n_d), dtype=dtype)

@@ -5,6 +5,10 @@ A :class:`MicroBatcher` owns one worker thread. :meth:`MicroBatcher.submit` queu
 ``max_batch`` items are there or ``max_wait_s`` has passed since that first item, calls ``fn(items)`` once and
 hands result ``i`` to the caller of item ``i``. With ``max_batch=1`` every item runs alone (no waiting).
 
+The wait is paid only when there is traffic to share it: a lone item (nothing queued behind it, the previous
+batch a single item) runs at once, so one client at a time sees no batching delay; as soon as items overlap
+(some queue up while a batch runs), batches collect as above until a lone item shows the traffic has gone.
+
 When ``fn`` raises for a batch of several items, each item is run again alone, so an error reaches only the
 caller whose item causes it and the other callers still get their results. No torch here: ``fn`` is any
 callable from a list of items to a list of results of the same length.
@@ -56,6 +60,7 @@ class MicroBatcher(Generic[T, R]):
         self._queue: queue.Queue[tuple[T, Future[R]] | None] = queue.Queue()
         self._closed = threading.Event()
         self._lock = threading.Lock()
+        self._last_batch = 1
         self._worker = threading.Thread(target=self._run, name=name, daemon=True)
         self._worker.start()
 
@@ -88,8 +93,14 @@ class MicroBatcher(Generic[T, R]):
             if entry is not None and entry[1].set_running_or_notify_cancel():
                 entry[1].set_exception(BatcherClosedError("the batcher was closed before the item ran"))
 
+    def _alone(self) -> bool:
+        """Whether the item just taken is a lone one on an idle worker (see the module doc): no wait for it."""
+        return self._last_batch == 1 and self._queue.empty()
+
     def _collect(self, first: tuple[T, Future[R]]) -> tuple[list[tuple[T, Future[R]]], bool]:
         batch = [first]
+        if self._alone():
+            return batch, False
         deadline = time.monotonic() + self.max_wait_s
         while len(batch) < self.max_batch:
             remaining = deadline - time.monotonic()
@@ -112,6 +123,7 @@ class MicroBatcher(Generic[T, R]):
             live = [(item, fut) for item, fut in batch if fut.set_running_or_notify_cancel()]
             if live:
                 self._run_batch(live)
+            self._last_batch = len(batch)
 
     def _run_batch(self, batch: list[tuple[T, Future[R]]]) -> None:
         stats = self.stats

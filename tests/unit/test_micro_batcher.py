@@ -35,8 +35,11 @@ def test_concurrent_items_are_batched_and_routed_to_their_callers() -> None:
 
 def test_an_error_reaches_only_the_caller_whose_item_fails() -> None:
     calls: list[list[int]] = []
+    gate, entered = threading.Event(), threading.Event()
 
     def fragile(items: list[int]) -> list[str]:
+        entered.set()
+        gate.wait(5)
         calls.append(list(items))
         if 13 in items:
             raise ValueError("unlucky item")
@@ -44,11 +47,15 @@ def test_an_error_reaches_only_the_caller_whose_item_fails() -> None:
 
     batcher: MicroBatcher[int, str] = MicroBatcher(fragile, max_batch=16, max_wait_s=0.2)
     try:
-        futures = [batcher.submit(i) for i in range(10, 17)]  # submitted at once: one batch
+        busy = batcher.submit(0)  # holds the worker until the gate opens ...
+        assert entered.wait(5)
+        futures = [batcher.submit(i) for i in range(10, 17)]  # ... so these queue up: one batch
+        gate.set()
+        assert busy.result(5) == "ok 0"
         with pytest.raises(ValueError, match="unlucky item"):
             futures[3].result(5)
         assert [f.result(5) for i, f in enumerate(futures) if i != 3] == [f"ok {x}" for x in (10, 11, 12, 14, 15, 16)]
-        assert calls[0] == list(range(10, 17))  # tried as one batch, then item by item
+        assert calls[1] == list(range(10, 17))  # tried as one batch, then item by item
         assert batcher(20, 5) == "ok 20"  # still serving
     finally:
         batcher.close()
@@ -71,3 +78,16 @@ def test_batch_of_one_does_not_wait_and_wrong_result_count_is_an_error() -> None
         broken.close()
     with pytest.raises(ValueError, match="max_batch"):
         MicroBatcher(lambda items: items, max_batch=0)
+
+
+def test_a_lone_item_on_an_idle_batcher_does_not_wait() -> None:
+    """One client at a time pays no batching delay; overlapping items still batch (first test)."""
+    import time
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(lambda items: [x * 2 for x in items], max_batch=8, max_wait_s=5)
+    try:
+        started = time.monotonic()
+        assert [batcher(i, 10) for i in range(3)] == [0, 2, 4]
+        assert time.monotonic() - started < 2.5  # not one 5 s wait, let alone three
+    finally:
+        batcher.close()

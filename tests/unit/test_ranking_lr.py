@@ -11,7 +11,7 @@ from kg.errors import ValidationError
 from kg.ranking import DEFAULT_METHOD, RankingIndex
 from kg.ranking_lr import LikelihoodParams
 from kg.snapshot import Annotation, DiseaseInfo
-from tests.unit.test_ranking import A1, A1A, A2, B1, A, B, snapshot
+from tests.unit.test_ranking import A1, A1A, A2, B1, B2, A, B, snapshot
 
 P = LikelihoodParams()
 GAMMA, RHO, BETA, DELTA, LAM = (P.ascertainment, P.absent_reliability, P.excluded_absent_ratio,
@@ -80,6 +80,20 @@ def test_absent_ratios_by_hand(index: RankingIndex) -> None:
     assert e2 is not None
     [consistent] = e2.absent_consistent
     assert (consistent.absent, consistent.disease_term, consistent.how) == (B1, B, "descendant")
+
+
+def test_absent_terms_below_one_excluded_term_count_once(index: RankingIndex) -> None:
+    # OMIM:2 excludes B: absent B1 is evidence for it; absent B2, below the same excluded term, says nothing
+    # more, so it moves OMIM:2 exactly as it moves ORPHA:3, which is silent about B2
+    one, two = ranked(index, [A1A], [B1]), ranked(index, [A1A], [B1, B2])
+    gain = {d: two[d].score - one[d].score for d in ("OMIM:2", "ORPHA:3")}
+    assert gain["OMIM:2"] == pytest.approx(gain["ORPHA:3"], abs=1e-5) and gain["OMIM:2"] < 0
+    e = two["OMIM:2"].explanation
+    assert e is not None
+    assert [a.absent for a in e.absent_consistent] == [B1]  # B2 is not listed, as for a silent disease
+    assert e.absent_conflicting == []
+    # OMIM:1 is silent about B2 too (its B2 row is not a phenotypic abnormality)
+    assert two["OMIM:1"].score - one["OMIM:1"].score == pytest.approx(gain["ORPHA:3"], abs=1e-5)
 
 
 def test_absent_obligate_feature_counts_against_and_a_partial_one_for() -> None:
