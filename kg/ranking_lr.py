@@ -25,6 +25,10 @@ disease's spectrum, and it is consistent with ``d`` in proportion to how often `
         = 1                          otherwise
     LR(q, d) = n_d / mean_d' n_d'
 
+Absent terms below the same excluded term of ``d`` are one observation, not several: the first counts ``γ·β``,
+the others as for a disease silent about them (else a disease excluding a whole organ system gains ``ln γβ``
+for every absent finding of that system, and wins every case with a long list of absent findings).
+
 An absent term counts *for* ``d`` (score part and explanation ``absent_consistent``) when ``n_d > 1``, i.e. more
 than for a disease silent about it, and *against* it (``absent_conflicting``) otherwise. With ``γ = 8, ρ = 0.9``
 an absent obligate feature (``p_d ≈ 1``, ``n_d = 0.8``) counts against ``d``, the absence of an incompletely
