@@ -13,12 +13,13 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import AppSettings
+from app.schemas_terms import Problem
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +67,10 @@ def require_write_token(
 
 
 WriteAccess = Depends(require_write_token)
+
+#: Error responses of every write endpoint (OpenAPI).
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No `Authorization: Bearer <token>` header",
+          "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}}},
+    403: {"model": Problem, "description": "The token is not the API token"},
+}

@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.config import AppSettings
-from kg.graph import Graph
-from kg.snapshot import GraphSnapshot, SnapshotCache
+from app.services import Services
+from kg.analysis.snapshot import GraphSnapshot
+from kg.repo.snapshots import SnapshotCache
+from kg.store.graph import Graph
 
 
 def get_settings(request: Request) -> AppSettings:
@@ -31,7 +33,14 @@ def get_snapshot(request: Request) -> GraphSnapshot:
     return get_cache(request).get()
 
 
+def get_services(request: Request) -> Services:
+    """The per-snapshot indexes (search, ranking, similarity, linker, diseases) built in the lifespan."""
+    services: Services = request.app.state.services
+    return services
+
+
 SettingsDep = Annotated[AppSettings, Depends(get_settings)]
 GraphDep = Annotated[Graph, Depends(get_graph)]
 CacheDep = Annotated[SnapshotCache, Depends(get_cache)]
 SnapshotDep = Annotated[GraphSnapshot, Depends(get_snapshot)]
+ServicesDep = Annotated[Services, Depends(get_services)]

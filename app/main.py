@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,29 +19,14 @@ from app.routes import annotate, diseases, explore, health, hierarchy, normalize
 from app.routes import jobs as jobs_routes
 from app.routes import models as models_routes
 from app.routes import retrieval as retrieval_routes
+from app.search_service import SearchService
+from app.services import Services
 from kg import __version__
-from kg.annotate import LINKER_KEY, linker_from_snapshot
-from kg.graph import connect
-from kg.migrations import migrate
-from kg.snapshot import SnapshotCache
+from kg.repo.snapshots import SnapshotCache
+from kg.store.graph import connect
+from kg.store.migrations import migrate
 
 log = logging.getLogger(__name__)
-
-
-def _warm_indexes(app: FastAPI) -> None:
-    """Build the per-snapshot indexes in the background so first requests do not pay for them."""
-    cache: SnapshotCache = app.state.cache
-    steps = (
-        lambda: cache.derived(LINKER_KEY, linker_from_snapshot),
-        lambda: ranking.ranking_index(cache),
-        lambda: search.warm(app),
-        lambda: app.state.retrieval.warm(),  # loads the image–text model when one is active
-    )
-    for step in steps:
-        try:
-            step()
-        except Exception:  # warming is an optimisation; the request path reports real errors
-            log.exception("warming an index failed")
 
 
 def create_app(settings: AppSettings | None = None) -> FastAPI:
@@ -49,24 +34,25 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        graph = connect(settings)
-        if settings.migrate_on_start:
-            migrate(graph)
-        app.state.graph = graph
-        app.state.cache = SnapshotCache(graph)
-        app.state.api_token = ensure_token(settings)
-        app.state.jobs = JobManager(graph, settings)  # training jobs on Ray, synced into the graph
-        app.state.jobs.start()
-        app.state.retrieval = RetrievalService(graph, app.state.cache, settings)
-        if settings.warm_snapshot:
-            app.state.cache.get()  # load the in-memory view now, not on the first request
-            threading.Thread(target=_warm_indexes, args=(app,), daemon=True, name="phenokg-warm").start()
-        try:
+        graph = connect(settings)  # owns an embedded server it started: graph.close() stops it
+        with ExitStack() as cleanup:  # whatever started is stopped, also when a later step of the start fails
+            cleanup.callback(graph.close)
+            if settings.migrate_on_start:
+                migrate(graph)
+            cache = SnapshotCache(graph)
+            app.state.graph, app.state.cache = graph, cache
+            app.state.api_token = ensure_token(settings)
+            app.state.services = Services(cache, SearchService(cache, settings.onnx_cache_dir))
+            app.state.retrieval = RetrievalService(graph, cache, settings)
+            cleanup.callback(app.state.retrieval.close)
+            app.state.jobs = JobManager(graph, settings)  # training jobs on Ray, synced into the graph
+            app.state.jobs.start()
+            cleanup.callback(app.state.jobs.close)
+            if settings.warm_snapshot:
+                cache.get()  # load the in-memory view now, not on the first request
+                threading.Thread(target=app.state.services.warm, args=((app.state.retrieval.warm,),), daemon=True,
+                                 name="phenokg-warm").start()
             yield
-        finally:
-            app.state.jobs.close()
-            app.state.retrieval.close()
-            graph.close()
 
     app = FastAPI(
         title=settings.title,

@@ -1,6 +1,6 @@
 """The image → phenotype retrieval service behind ``POST /retrieval/image`` (``app.state.retrieval``).
 
-What it serves: the active ``clip`` model version of the registry (:func:`kg.registry.active_model`), or,
+What it serves: the active ``clip`` model version of the registry (:func:`kg.repo.registry.active_model`), or,
 when none is active, the model directory named by ``PHENOKG_CLIP_MODEL``; with neither, requests get a 503.
 The model is loaded **once**, on the GPU when there is one (else the CPU), with the text embeddings of every
 live phenotype under *Phenotypic abnormality* (cached on disk per model, keyed by the exact texts) and the image
@@ -39,10 +39,11 @@ from PIL import Image
 from app.config import AppSettings
 from app.problems import ProblemError
 from app.uploads import UploadError, decode_upload
-from kg.graph import Graph
-from kg.registry import active_model
-from kg.snapshot import GraphSnapshot, SnapshotCache
-from kg.training_views import evidence_items
+from kg.analysis.snapshot import GraphSnapshot
+from kg.repo.registry import active_model
+from kg.repo.snapshots import SnapshotCache
+from kg.repo.training_views import evidence_items
+from kg.store.graph import Graph
 
 __all__ = ["NO_MODEL", "DiseaseHit", "RetrievalService", "ServedModel"]
 

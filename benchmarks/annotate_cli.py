@@ -58,20 +58,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _common import cpu_model, load_average, progress  # noqa: E402
+
 from kg.config import GraphSettings  # noqa: E402
-from kg.embedded import EmbeddedServer  # noqa: E402
+from kg.store.embedded import EmbeddedServer  # noqa: E402
 
 DEFAULT_IU = Path("/tmp/negex/indiana_reports.csv")
 DEFAULT_NEGEX = Path("/tmp/negex/Annotations-1-120.txt")
 DEFAULT_GSC = ROOT.parent / "shared" / "data" / "GSCplus_dev_gold.tsv"
 
 
-def say(message: str) -> None:
-    print(f"[annotate_cli {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+say = progress("annotate_cli")
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -107,8 +104,8 @@ def write_reports(out: Path, n: int, iu: Path, negex: Path, gsc: Path) -> str:
 
 def build_home(home: Path) -> dict[str, Any]:
     """Build the graph on a new home (server started and stopped here)."""
-    from kg.build import build
-    from kg.graph import connect
+    from kg.ingest.build import build
+    from kg.store.graph import connect
 
     settings = _settings(home)
     server = EmbeddedServer(settings)
@@ -125,10 +122,10 @@ def build_home(home: Path) -> dict[str, Any]:
 # ---- in-process -----------------------------------------------------------------------------------
 def in_process(home: Path, texts: list[str], repeats: int) -> dict[str, Any]:
     """Lexicon load and Linker.annotate on the texts, with the server this function starts (or finds)."""
-    from kg import queries as Q
-    from kg.evidence import PHENOTYPIC_ABNORMALITY
-    from kg.graph import connect
-    from kg.linker import Linker, TermLabels
+    from kg.ingest.evidence import PHENOTYPIC_ABNORMALITY
+    from kg.store import queries as Q
+    from kg.store.graph import connect
+    from kg.text.linker import Linker, TermLabels
 
     settings = _settings(home)
     server = EmbeddedServer(settings)
@@ -333,12 +330,7 @@ def render(res: dict[str, Any]) -> str:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     try:
         arcade = metadata.version("arcadedb-embedded")
     except metadata.PackageNotFoundError:
@@ -369,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     phenokg = args.phenokg if args.phenokg.exists() else Path(shutil.which("phenokg") or "phenokg")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    res: dict[str, Any] = {"machine": machine(), "load_before": _load(), "repeats": args.repeats,
+    res: dict[str, Any] = {"machine": machine(), "load_before": load_average(), "repeats": args.repeats,
                            "cli": {}, "startup_parts": {}}
     say(f"load average {res['load_before']}")
     temp_dirs: list[Path] = []
@@ -432,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 EmbeddedServer(_settings(home)).stop()
         for d in temp_dirs:
             shutil.rmtree(d, ignore_errors=True)
-    res["load_after"] = _load()
+    res["load_after"] = load_average()
     print(render(res))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))

@@ -42,7 +42,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import cpu_model, free_port, load_average, percentile, progress
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS_MS = {"lookup": 5.0, "hybrid search": 30.0, "rank 10": 150.0}
@@ -88,15 +88,7 @@ NORMALIZE_MENTIONS = [
 ]
 
 
-def say(message: str) -> None:
-    print(f"[api_latency {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+say = progress("api_latency")
 
 
 def note_2000() -> str:
@@ -114,7 +106,7 @@ class Server:
 
     def __init__(self, home: Path, build: bool, log: Path) -> None:
         self.home = home
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
         for key in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE", "PHENOKG_BOLT_PORT",
@@ -219,15 +211,6 @@ def workloads(url: str) -> list[Workload]:
     ]
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 def measure(url: str, request: Request, concurrency: int, requests: int, seconds: float) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
@@ -255,30 +238,21 @@ def measure(url: str, request: Request, concurrency: int, requests: int, seconds
         for future in [pool.submit(worker) for _ in range(concurrency)]:
             future.result()
     wall = time.perf_counter() - started
-    return {"n": len(latencies), "errors": errors, "p50": _percentile(latencies, 0.5),
-            "p95": _percentile(latencies, 0.95), "mean": statistics.fmean(latencies) if latencies else float("nan"),
+    return {"n": len(latencies), "errors": errors, "p50": percentile(latencies, 0.5),
+            "p95": percentile(latencies, 0.95), "mean": statistics.fmean(latencies) if latencies else float("nan"),
             "rps": len(latencies) / wall if wall else 0.0}
 
 
 # ---- report ---------------------------------------------------------------------------------------
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     mem = ""
     try:
         kb = int(Path("/proc/meminfo").read_text().split()[1])
         mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{cpu}, {os.cpu_count()} logical CPUs{mem}; Linux {platform.release()}; Python "
-            f"{platform.python_version()}; load average at start {load}")
+    return (f"{cpu_model()}, {os.cpu_count()} logical CPUs{mem}; Linux {platform.release()}; Python "
+            f"{platform.python_version()}; load average at start {load_average()}")
 
 
 def http_impl() -> str:

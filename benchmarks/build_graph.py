@@ -10,7 +10,7 @@ What it does (issue 3's bar: the full HPO build -- 19,034 live terms, 23,392 IS_
 annotation rows -- under 45 s and 1.2 GB, and under 60 s in any case):
 
 1. **Fresh build**: a new temporary ``PHENOKG_HOME`` (a user's data is never touched), the embedded
-   ArcadeDB server started (timed on its own), then ``kg.build.build()`` on the shipped HPO release and
+   ArcadeDB server started (timed on its own), then ``kg.ingest.build.build()`` on the shipped HPO release and
    chest X-ray pack.
    A background thread samples the RSS and CPU time of the Python process and of the JVM every 50 ms; the
    peak of each, and the peak of their *sum taken at the same instant* (plus, for comparison, the sum of the
@@ -61,8 +61,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _common import cpu_model, load_average, progress  # noqa: E402
+
 from kg.config import GraphSettings  # noqa: E402
-from kg.embedded import ARCADEDB_VERSION, EmbeddedServer  # noqa: E402
+from kg.store.embedded import ARCADEDB_VERSION, EmbeddedServer  # noqa: E402
 
 EXPECTED: dict[str, int] = {
     "live_phenotypes": 19_034,
@@ -113,8 +115,7 @@ BASE_ANNOTATIONS: dict[str, LiteralString] = {
 BATCH = 1000
 
 
-def say(message: str) -> None:
-    print(f"[build_graph {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+say = progress("build_graph")
 
 
 # ==================================================================================================
@@ -246,7 +247,7 @@ def _settings() -> GraphSettings:
 
 def _verify(graph: Any) -> dict[str, Any]:
     """Counts to check against the release, read back from the graph."""
-    from kg.build import counts
+    from kg.ingest.build import counts
 
     c = counts(graph)
     by_source = {r["source"]: int(r["n"]) for r in graph.read(Q_DISEASES_BY_SOURCE)}
@@ -275,8 +276,8 @@ def _start_server(settings: GraphSettings) -> tuple[EmbeddedServer, float, int]:
 
 def worker_build(interval: float) -> dict[str, Any]:
     """``build()`` on PHENOKG_HOME (fresh or already built), sampled; then the counts checked."""
-    from kg.build import build
-    from kg.graph import connect
+    from kg.ingest.build import build
+    from kg.store.graph import connect
 
     settings = _settings()
     server, start_s, pid = _start_server(settings)
@@ -322,9 +323,9 @@ def worker_build(interval: float) -> dict[str, Any]:
 
 def worker_baseline(interval: float) -> dict[str, Any]:
     """The plain UNWIND-batch load (MERGE + SET +=, batches of 1,000) of the same data on a fresh home."""
-    from kg import build as B
-    from kg.graph import connect
-    from kg.migrations import migrate
+    from kg.ingest import build as B
+    from kg.store.graph import connect
+    from kg.store.migrations import migrate
 
     settings = _settings()
     server, start_s, pid = _start_server(settings)
@@ -427,12 +428,7 @@ def cleanup(home: Path) -> None:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     try:
         arcade = metadata.version("arcadedb-embedded")
     except metadata.PackageNotFoundError:
@@ -442,10 +438,6 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(), "arcadedb_embedded": arcade, "arcadedb_pinned": ARCADEDB_VERSION,
         "heap": os.environ.get("PHENOKG_DB_HEAP") or GraphSettings.model_fields["embedded_heap"].default,
     }
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _mb(n: float) -> str:
@@ -603,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.heap:
         os.environ["PHENOKG_DB_HEAP"] = args.heap
-    results: dict[str, Any] = {"machine": machine(), "load_before": _load()}
+    results: dict[str, Any] = {"machine": machine(), "load_before": load_average()}
     say(f"load average {results['load_before']}; heap {results['machine']['heap']}")
     homes: list[Path] = []
 
@@ -639,7 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for home in homes:
             cleanup(home)
-    results["load_after"] = _load()
+    results["load_after"] = load_average()
     print(render(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

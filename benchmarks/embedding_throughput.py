@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.normalization_bench import labels_of  # noqa: E402
-from kg.obo import parse_obo  # noqa: E402
+from kg.ingest.obo import parse_obo  # noqa: E402
 
 Encode = Callable[[list[str]], np.ndarray]
 

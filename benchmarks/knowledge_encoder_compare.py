@@ -44,8 +44,8 @@ if str(ROOT) not in sys.path:
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from kg.obo import parse_obo, sha256_file, shipped_file  # noqa: E402
-from kg.ontology import OntologyView  # noqa: E402
+from kg.analysis.ontology import OntologyView  # noqa: E402
+from kg.ingest.obo import parse_obo, sha256_file, shipped_file  # noqa: E402
 
 DEFAULT_GOLD = ROOT.parent / "shared" / "data" / "GSCplus_dev_gold.tsv"
 KS = (1, 5, 10)

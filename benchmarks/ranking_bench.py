@@ -7,11 +7,11 @@ Run from the repository root::
     .venv/bin/python benchmarks/ranking_bench.py --build                 # fresh build on a temporary home
     .venv/bin/python benchmarks/ranking_bench.py --cases 200 --seed 7 --pyhpo-check 3 --pyhpo-timing 2
 
-The snapshot: by default the same data a build writes (``kg.build.load_sources`` on the HPO release shipped in
-pyhpo plus the chest X-ray pack), assembled in-process into a :class:`~kg.snapshot.GraphSnapshot` without a
+The snapshot: by default the same data a build writes (``kg.ingest.build.load_sources`` on the HPO release shipped in
+pyhpo plus the chest X-ray pack), assembled in-process into a :class:`~kg.repo.snapshots.GraphSnapshot` without a
 database (saves a ~40 s build on a shared machine); ``--home`` reads it from an already built graph instead
-(``kg.snapshot.load_snapshot`` over Bolt; the embedded server is started if needed and only read), and
-``--build`` builds the release into a temporary ``PHENOKG_HOME`` with ``kg.build.build``, reads it back, checks
+(``kg.repo.snapshots.load_snapshot`` over Bolt; the embedded server is started if needed and only read), and
+``--build`` builds the release into a temporary ``PHENOKG_HOME`` with ``kg.ingest.build.build``, reads it back, checks
 it against the in-process snapshot and deletes it.
 
 **Cases** (:func:`simulate_cases`, importable; seeded): a disease is drawn (OMIM / ORPHA with at least
@@ -64,9 +64,9 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kg.ranking import DEFAULT_METHOD, METHODS, RankingIndex, RankMethod
-from kg.semsim import SemSimIndex
-from kg.snapshot import Annotation, DiseaseInfo, GraphSnapshot, TermInfo
+from kg.analysis.ranking import DEFAULT_METHOD, METHODS, RankingIndex, RankMethod
+from kg.analysis.semsim import SemSimIndex
+from kg.analysis.snapshot import Annotation, DiseaseInfo, GraphSnapshot, TermInfo
 
 PHENOTYPIC_ABNORMALITY = "HP:0000118"
 FAMILIES = ("exact", "noisy", "absent", "excluded_neighbour")
@@ -76,8 +76,8 @@ FAMILIES = ("exact", "noisy", "absent", "excluded_neighbour")
 def snapshot_from_sources(obo: Path | None = None, hpoa: Path | None = None,
                           include_pack: bool = True) -> GraphSnapshot:
     """The snapshot a build of these sources would give, assembled in-process (no database)."""
-    from kg.build import load_sources
-    from kg.xray_pack import pack_rows
+    from kg.ingest.build import load_sources
+    from kg.ingest.xray_pack import pack_rows
 
     data = load_sources(obo, hpoa, None, include_pack)
     view = data.view
@@ -114,10 +114,10 @@ def snapshot_from_fresh_build() -> GraphSnapshot:
     import shutil
     import tempfile
 
-    from kg.build import build
     from kg.config import GraphSettings
-    from kg.graph import open_graph
-    from kg.snapshot import load_snapshot
+    from kg.ingest.build import build
+    from kg.repo.snapshots import load_snapshot
+    from kg.store.graph import open_graph
 
     home = tempfile.mkdtemp(prefix="phenokg-rankbench-")
     try:
@@ -153,8 +153,8 @@ def snapshot_differences(a: GraphSnapshot, b: GraphSnapshot) -> list[str]:
 def snapshot_from_home(home: str) -> GraphSnapshot:
     """Read the snapshot from the built graph under ``home`` (starts its embedded server if not running)."""
     from kg.config import GraphSettings
-    from kg.graph import open_graph
-    from kg.snapshot import load_snapshot
+    from kg.repo.snapshots import load_snapshot
+    from kg.store.graph import open_graph
 
     with open_graph(GraphSettings(PHENOKG_HOME=Path(home))) as graph:
         return load_snapshot(graph)
@@ -575,7 +575,7 @@ def run(args: argparse.Namespace) -> str:
     else:
         say("assembling the snapshot from the shipped HPO sources (no database) …")
         snapshot = snapshot_from_sources()
-        origin = "shipped HPO release parsed in-process (kg.build.load_sources; the data a build writes)"
+        origin = "shipped HPO release parsed in-process (kg.ingest.build.load_sources; the data a build writes)"
     if not args.build:
         t_snapshot = time.perf_counter() - started
     started = time.perf_counter()

@@ -34,7 +34,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -49,9 +48,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import machine_line
 from ranking_bench import snapshot_from_home, snapshot_from_sources, tie_aware_rank
 
-from kg.ranking import METHODS, RankingIndex
+from kg.analysis.ranking import METHODS, RankingIndex
 
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "shared" / "data" / "phenopackets_dev.jsonl"
 
@@ -193,18 +193,6 @@ def timing(index: RankingIndex, cases: Sequence[Case], n: int, method: str) -> t
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 95))
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
 def fmt(m: Metrics) -> str:
     return f"{m.top1:.3f} | {m.top3:.3f} | {m.top10:.3f} | {m.mrr:.3f}"
 
@@ -240,7 +228,7 @@ def run(args: argparse.Namespace) -> str:
         results[f"hpo3 {hpo3_info['version']}, Resnik funSimAvg, present only"] = [float(ranks[i])  # type: ignore[arg-type]
                                                                                    for i in keep]
     capped = f" (at most {args.max_per_disease} per disease)" if args.max_per_disease else ""
-    lines = [f"Machine: {machine()}. Cases: `{args.cases}`{capped} — {len(kept)} of {loaded.total} rankable "
+    lines = [f"Machine: {machine_line()}. Cases: `{args.cases}`{capped} — {len(kept)} of {loaded.total} rankable "
              f"({loaded.skipped_gold} with a gold disease not in HPO 2025-01-16, {loaded.skipped_present} without a "
              f"known present id), {len({c.gold for c in kept})} diseases; the gold disease among "
              f"{int(index.source_mask(['OMIM']).sum())} OMIM diseases.", ""]

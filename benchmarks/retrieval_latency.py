@@ -36,10 +36,8 @@ import argparse
 import io
 import json
 import os
-import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +49,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from _common import cpu_model, free_port, progress
 
 ROOT = Path(__file__).resolve().parents[1]
 NPZ = ROOT.parent / "shared" / "data" / "pneumoniamnist.npz"
@@ -58,8 +57,7 @@ LABELS = "0=CXR:no_finding,1=CXR:pneumonia"
 TARGET_P50_MS = 50.0
 
 
-def say(message: str) -> None:
-    print(f"[retrieval_latency {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+say = progress("retrieval_latency")
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
@@ -76,13 +74,6 @@ def phenokg(home: Path, *args: str, timeout: float = 1800) -> str:
     if out.returncode != 0:
         raise RuntimeError(f"phenokg {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
     return out.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def save_model(out: Path, image_size: int) -> Path:
@@ -114,7 +105,7 @@ class Server:
     """``uvicorn app.main:create_app --factory`` as a child process (the embedded DB is already running)."""
 
     def __init__(self, home: Path, model: Path, max_batch: int, log: Path, torch_threads: int | None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = _env(home, PHENOKG_CLIP_MODEL=str(model), PHENOKG_RETRIEVAL_MAX_BATCH=str(max_batch),
                    PHENOKG_RETRIEVAL_BATCH_WAIT_MS="5",
@@ -194,13 +185,7 @@ def measure(url: str, images: list[bytes], concurrency: int, requests: int, warm
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor()
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    model = cpu_model()
     import torch
 
     return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),

@@ -3,7 +3,7 @@
 Two sources, one item shape (:class:`ClipSample`: image tensor ``[C, H, W]`` in ``[0, 1]``, caption text,
 phenotype set for MCSL Jaccard targets, integer label or -1):
 
-* :class:`EvidenceDataset` — image–caption evidence from the graph (:func:`kg.training_views.evidence_items`):
+* :class:`EvidenceDataset` — image–caption evidence from the graph (:func:`kg.repo.training_views.evidence_items`):
   the image is read from the blob store (``blob_path``), the caption is the stored caption, the phenotype set
   is what the caption ``SHOWS``. Items whose image file is missing on this machine are dropped at
   construction (``missing`` lists them).
@@ -167,7 +167,7 @@ def load_npz_split(path: str | Path, split: str = "train") -> tuple[np.ndarray, 
 
 @dataclass(frozen=True)
 class EvidenceRecord:
-    """The fields of an evidence view the dataset needs (``kg.training_views.EvidenceView`` has them).
+    """The fields of an evidence view the dataset needs (``kg.repo.training_views.EvidenceView`` has them).
 
     ``finding`` / ``label`` come from the record's extra fields (``phenokg evidence import-npz`` writes them):
     the disease whose sets re-caption the image, and the class for zero-shot evaluation (-1: none)."""

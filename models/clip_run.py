@@ -1,7 +1,7 @@
 """One image–text run end to end, on plain data: dataset, train, evaluate, write the model directory.
 
-The caller reads evidence, disease sets and phenotype names from the graph (:mod:`kg.training_views`) into
-:class:`ClipData` and registers the result (:mod:`kg.registry`); ``phenokg train clip`` and
+The caller reads evidence, disease sets and phenotype names from the graph (:mod:`kg.repo.training_views`) into
+:class:`ClipData` and registers the result (:mod:`kg.repo.registry`); ``phenokg train clip`` and
 ``phenokg evaluate`` go through here. Nothing here touches the graph.
 
 A model directory (kind ``clip``)::

@@ -46,6 +46,7 @@ from models.encoders import CLIPModel, ImageEncoder, TextEncoder, freeze_text_la
 from models.knowledge import lr_lambda
 from models.losses import PhenoLIPLoss
 from models.registry import config_from_dict
+from models.train_utils import skips_weight_decay
 from models.types import DiseaseSets
 
 __all__ = [
@@ -180,9 +181,7 @@ def _param_groups(model: CLIPModel, config: ClipTrainConfig) -> list[dict[str, A
         if not p.requires_grad:
             continue
         text = name.startswith("text_encoder.")
-        lname = name.lower()
-        no_decay = p.ndim < 2 or "norm" in lname or lname.endswith("bias") or "logit_scale" in lname
-        groups.setdefault((text, no_decay), []).append(p)
+        groups.setdefault((text, skips_weight_decay(name, p)), []).append(p)
     return [
         {"params": params, "lr": config.text_lr if text else config.lr,
          "weight_decay": 0.0 if no_decay else config.weight_decay}

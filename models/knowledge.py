@@ -42,6 +42,7 @@ from models.sampler import (
     false_negative_mask,
     normalize_text,
 )
+from models.train_utils import skips_weight_decay
 from models.types import PhenotypeAttributes
 
 __all__ = [
@@ -131,8 +132,7 @@ def _param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dic
         for name, p in module.named_parameters():
             if not p.requires_grad:
                 continue
-            lname = name.lower()
-            if p.ndim < 2 or "norm" in lname or lname.endswith("bias") or "logit_scale" in lname:
+            if skips_weight_decay(name, p):
                 no_decay.append(p)
             else:
                 decay.append(p)

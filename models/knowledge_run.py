@@ -1,7 +1,7 @@
 """One knowledge-encoder run end to end, on plain data: split, train, evaluate, write the model directory.
 
-The caller reads the data from the graph (:mod:`kg.training_views`, converted by :mod:`models.views`) and
-registers the result (:mod:`kg.registry`): ``phenokg train knowledge-encoder`` does both; ``python -m
+The caller reads the data from the graph (:mod:`kg.repo.training_views`, converted by :mod:`models.views`) and
+registers the result (:mod:`kg.repo.registry`): ``phenokg train knowledge-encoder`` does both; ``python -m
 models.knowledge_run --views FILE`` (:func:`main`) trains from an exported views file on a machine without
 the graph, and ``phenokg models register DIR`` records the result later. Nothing here touches the graph.
 

@@ -3,7 +3,7 @@
 ``phenokg evidence import-npz`` turns e.g. PneumoniaMNIST into graph evidence in two steps: this module
 writes every image of the chosen splits as a PNG plus one JSONL record per image (``image``, ``caption``,
 ``source``, ``license`` and the extra fields ``dataset``, ``split``, ``index``, ``label``, ``finding``,
-``granularity``); :func:`kg.evidence.import_evidence` then stores the images by content, links each caption
+``granularity``); :func:`kg.ingest.evidence.import_evidence` then stores the images by content, links each caption
 to phenotypes with the linker (``SHOWS``, and ``RULES_OUT`` for the negated "no evidence of …" part) and keeps
 the extra fields on the ``Evidence`` node, so training can re-caption an image from its finding's sets.
 

@@ -8,7 +8,7 @@ Layout of a model directory (``kind`` decides the weights part)::
     <dir>/model/             CLIP model (CLIPModel.save: image/, text/, heads.safetensors)
 
 plus training by-products (``metrics.jsonl``, ``checkpoint.pt`` for ``--resume``, ``summary.json``).
-The graph side (:mod:`kg.registry`) records the directory as a ``(:ModelVersion)``.
+The graph side (:mod:`kg.repo.registry`) records the directory as a ``(:ModelVersion)``.
 
 No torch at import time: :func:`load_knowledge_encoder` imports it lazily.
 """

@@ -1,4 +1,4 @@
-"""Turn the graph's plain training views (:mod:`kg.training_views`) into :mod:`models.types` dataclasses.
+"""Turn the graph's plain training views (:mod:`kg.repo.training_views`) into :mod:`models.types` dataclasses.
 
 ``kg`` returns dicts so that it never depends on ``models``; this module converts them and holds the seeded
 held-out split used to evaluate the knowledge encoder on phenotypes it never trained on. It also reads and
@@ -31,7 +31,7 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 
 def to_attributes(rows: Iterable[Mapping[str, Any]]) -> list[PhenotypeAttributes]:
-    """``kg.training_views.phenotype_attributes`` rows → :class:`PhenotypeAttributes` (order kept)."""
+    """``kg.repo.training_views.phenotype_attributes`` rows → :class:`PhenotypeAttributes` (order kept)."""
     return [
         PhenotypeAttributes(
             id=str(r["id"]),
@@ -50,7 +50,7 @@ def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
 
 
 def to_disease_sets(rows: Iterable[Mapping[str, Any]]) -> list[DiseaseSets]:
-    """``kg.training_views.disease_sets`` rows → :class:`DiseaseSets` (order kept)."""
+    """``kg.repo.training_views.disease_sets`` rows → :class:`DiseaseSets` (order kept)."""
     return [
         DiseaseSets(id=str(r["id"]), name=str(r["name"]), typical=_pairs(r.get("typical")),
                     excluded=_pairs(r.get("excluded")))

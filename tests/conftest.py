@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from kg.config import GraphSettings
-from kg.graph import Graph, connect
-
-FIXTURES = Path(__file__).parent / "fixtures"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from kg.store.graph import Graph
+from tests.helpers import clear_graph, running_graph
 
 
 @pytest.fixture(scope="session")
@@ -26,27 +23,11 @@ def graph_settings(tmp_path_factory: pytest.TempPathFactory) -> GraphSettings:
     return GraphSettings(**env)  # type: ignore[arg-type]
 
 
-@contextmanager
-def running_graph(settings: GraphSettings) -> Iterator[Graph]:
-    """A connected graph; an embedded server it had to start is stopped afterwards."""
-    g = connect(settings)
-    try:
-        yield g
-    finally:
-        g.close()
-        if g.server is not None:
-            g.server.stop()
-
-
 @pytest.fixture(scope="session")
 def graph(graph_settings: GraphSettings) -> Iterator[Graph]:
     """One real graph server for the whole session (embedded ArcadeDB unless NEO4J_URI is set)."""
     with running_graph(graph_settings) as g:
         yield g
-
-
-def clear_graph(graph: Graph) -> None:
-    graph.write("MATCH (n) DETACH DELETE n")
 
 
 @pytest.fixture()

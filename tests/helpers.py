@@ -1,4 +1,5 @@
-"""Helpers the test modules share (fixtures live in the conftest files)."""
+"""Helpers the test modules share (fixtures live in the conftest files, which import from here, never the
+other way round)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,19 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
-from kg.embedded import free_port
+from kg.config import GraphSettings
+from kg.store.embedded import free_port
+from kg.store.graph import Graph, connect
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+PROBLEM = "application/problem+json"
 
 
 @contextmanager
@@ -31,3 +40,29 @@ def serve_in_thread(app: FastAPI, name: str = "test-uvicorn", start_timeout_s: f
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@contextmanager
+def running_graph(settings: GraphSettings) -> Iterator[Graph]:
+    """A connected graph; an embedded server it had to start is stopped afterwards."""
+    g = connect(settings)
+    try:
+        yield g
+    finally:
+        g.close()
+        if g.server is not None:
+            g.server.stop()
+
+
+def clear_graph(graph: Graph) -> None:
+    graph.write("MATCH (n) DETACH DELETE n")
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    return dict(body)

@@ -20,18 +20,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, cast
 
 import typer
 
+from app.cli_support import graph_connection, note
+
 if TYPE_CHECKING:
-    from kg.graph import Graph
+    from kg.store.graph import Graph
     from models.clip_data import CaptionSource
     from models.clip_run import ClipData
 
 KNOWLEDGE_KIND: Final = "knowledge-encoder"
 TEXT_MODEL_HELP: Final = ("Text tower init and distillation teacher: 'active' (the active knowledge encoder, else "
                           "the packaged MiniLM), 'packaged', a registered model id, or a directory.")
-
-
-def _note(message: str) -> None:
-    typer.echo(f"phenokg: {message}", err=True)
 
 
 def parse_ks(text: str) -> tuple[int, ...]:
@@ -48,7 +46,7 @@ def parse_ks(text: str) -> tuple[int, ...]:
 def resolve_text_model(graph: Graph, text_model: str) -> tuple[str | None, str]:
     """``(directory or None for the packaged MiniLM, description)`` for ``--text-model``."""
     from kg.errors import NotFoundError
-    from kg.registry import active_model, get_model
+    from kg.repo.registry import active_model, get_model
     from models.registry import knowledge_encoder_dir
 
     if text_model == "packaged":
@@ -56,7 +54,7 @@ def resolve_text_model(graph: Graph, text_model: str) -> tuple[str | None, str]:
     if text_model == "active":
         active = active_model(graph, KNOWLEDGE_KIND)
         if active is None:
-            _note("note: no active knowledge encoder: the text tower starts from the packaged MiniLM")
+            note("note: no active knowledge encoder: the text tower starts from the packaged MiniLM")
             return None, "packaged all-MiniLM-L6-v2 (no active knowledge encoder)"
         return str(knowledge_encoder_dir(active.path)), f"knowledge encoder {active.id}"
     path = Path(text_model).expanduser()
@@ -73,9 +71,9 @@ def resolve_text_model(graph: Graph, text_model: str) -> tuple[str | None, str]:
 def load_clip_data(graph: Graph, source: str | None, split: str | None, blob_root: Path | None = None) -> ClipData:
     """Evidence of ``source`` / ``split`` with its findings' disease sets and phenotype names (image paths in
     ``blob_root``, default the blob store of ``PHENOKG_HOME``)."""
-    from kg.build import build_meta
     from kg.config import GraphSettings
-    from kg.training_views import disease_sets, evidence_items, phenotype_names
+    from kg.ingest.build import build_meta
+    from kg.repo.training_views import disease_sets, evidence_items, phenotype_names
     from models.clip_run import ClipData
     from models.views import to_disease_sets
 
@@ -98,238 +96,234 @@ def _model_image_size(run_dir: Path) -> int | None:
     return None
 
 
-def register(app: typer.Typer, train_app: typer.Typer) -> None:
-    """Add ``evidence import-npz``, ``train clip`` and ``evaluate``."""
-    from app.cli import graph_connection, handle_errors
 
-    evidence_group = next((g.typer_instance for g in app.registered_groups
-                           if g.name == "evidence" and g.typer_instance is not None), None)
-    target = evidence_group if evidence_group is not None else app
+app = typer.Typer()  # evaluate
+train_app = typer.Typer()  # train clip (merged into the train group)
+evidence_app = typer.Typer()  # evidence import-npz (merged into the evidence group)
 
-    @handle_errors
-    def import_npz(
-        file: Annotated[Path, typer.Argument(help="MedMNIST-style .npz (<split>_images, <split>_labels).")],
-        labels: Annotated[str, typer.Option(help="Label → finding / disease id, e.g. "
-                                                 "'0=CXR:no_finding,1=CXR:pneumonia'.")],
-        license: Annotated[str, typer.Option(help="License of the images, e.g. 'CC BY 4.0'.")],
-        dataset: Annotated[str | None, typer.Option(help="Source name of the evidence (default: file stem).")
-                           ] = None,
-        splits: Annotated[str, typer.Option(help="Comma-separated splits to import.")] = "train,val,test",
-        granularity: Annotated[str, typer.Option(help="Stored caption: coarse | medium | fine.")] = "fine",
-        seed: Annotated[int, typer.Option(help="Seed of the caption templates and items.")] = 0,
-        limit: Annotated[int | None, typer.Option(min=1, help="At most this many images per split.")] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    ) -> None:
-        """Import labelled images as evidence with set-theory captions from each label's finding sets."""
-        from kg.config import GraphSettings
-        from kg.evidence import BlobStore, import_evidence, linker_from_graph
-        from kg.training_views import disease_sets
-        from models.npz_evidence import parse_label_map, write_npz_manifest
-        from models.views import to_disease_sets
+@evidence_app.command("import-npz")
+def import_npz(
+    file: Annotated[Path, typer.Argument(help="MedMNIST-style .npz (<split>_images, <split>_labels).")],
+    labels: Annotated[str, typer.Option(help="Label → finding / disease id, e.g. "
+                                             "'0=CXR:no_finding,1=CXR:pneumonia'.")],
+    license: Annotated[str, typer.Option(help="License of the images, e.g. 'CC BY 4.0'.")],
+    dataset: Annotated[str | None, typer.Option(help="Source name of the evidence (default: file stem).")
+                       ] = None,
+    splits: Annotated[str, typer.Option(help="Comma-separated splits to import.")] = "train,val,test",
+    granularity: Annotated[str, typer.Option(help="Stored caption: coarse | medium | fine.")] = "fine",
+    seed: Annotated[int, typer.Option(help="Seed of the caption templates and items.")] = 0,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many images per split.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Import labelled images as evidence with set-theory captions from each label's finding sets."""
+    from kg.config import GraphSettings
+    from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph
+    from kg.repo.training_views import disease_sets
+    from models.npz_evidence import parse_label_map, write_npz_manifest
+    from models.views import to_disease_sets
 
-        if not file.is_file():
-            raise FileNotFoundError(f"{file}: no such file")
-        if granularity not in ("coarse", "medium", "fine"):
-            raise ValueError(f"--granularity must be coarse, medium or fine, not {granularity!r}")
-        label_map = parse_label_map(labels)
-        split_list = [s.strip() for s in splits.split(",") if s.strip()]
-        with graph_connection() as graph:
-            found = {d.id: d for d in to_disease_sets(disease_sets(graph, ids=sorted(set(label_map.values()))))}
-            unknown = sorted(set(label_map.values()) - set(found))
-            if unknown:
-                raise ValueError(f"--labels: no finding or disease {unknown} in the graph (the chest X-ray pack "
-                                 "ids look like CXR:pneumonia; build the graph with the pack)")
-            with tempfile.TemporaryDirectory(prefix="phenokg-npz-") as tmp:
-                manifest = write_npz_manifest(
-                    file, tmp, {k: found[v] for k, v in label_map.items()}, dataset=dataset or file.stem,
-                    license=license, splits=split_list, granularity=cast("Any", granularity), seed=seed,
-                    limit=limit, progress=not quiet)
-                report = import_evidence(graph, manifest.path, linker_from_graph(graph),
-                                         BlobStore(GraphSettings().blob_dir), progress=not quiet)
-        for error in report.errors:
-            _note(f"skipped {error}")
-        summary = {k: v for k, v in vars(report).items() if k not in ("errors", "file")}
-        summary.update({"file": str(file), "errors": len(report.errors), "per_split": manifest.per_split})
-        typer.echo(json.dumps(summary))
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: no such file")
+    if granularity not in ("coarse", "medium", "fine"):
+        raise ValueError(f"--granularity must be coarse, medium or fine, not {granularity!r}")
+    label_map = parse_label_map(labels)
+    split_list = [s.strip() for s in splits.split(",") if s.strip()]
+    with graph_connection() as graph:
+        found = {d.id: d for d in to_disease_sets(disease_sets(graph, ids=sorted(set(label_map.values()))))}
+        unknown = sorted(set(label_map.values()) - set(found))
+        if unknown:
+            raise ValueError(f"--labels: no finding or disease {unknown} in the graph (the chest X-ray pack "
+                             "ids look like CXR:pneumonia; build the graph with the pack)")
+        with tempfile.TemporaryDirectory(prefix="phenokg-npz-") as tmp:
+            manifest = write_npz_manifest(
+                file, tmp, {k: found[v] for k, v in label_map.items()}, dataset=dataset or file.stem,
+                license=license, splits=split_list, granularity=cast("Any", granularity), seed=seed,
+                limit=limit, progress=not quiet)
+            report = import_evidence(graph, manifest.path, linker_from_graph(graph),
+                                     BlobStore(GraphSettings().blob_dir), progress=not quiet)
+    for error in report.errors:
+        note(f"skipped {error}")
+    summary = {k: v for k, v in vars(report).items() if k not in ("errors", "file")}
+    summary.update({"file": str(file), "errors": len(report.errors), "per_split": manifest.per_split})
+    typer.echo(json.dumps(summary))
 
-    target.command("import-npz")(import_npz)
 
-    @train_app.command("clip")
-    @handle_errors
-    def train_clip_command(
-        source: Annotated[str, typer.Option(help="Evidence source (dataset) to train on.")],
-        split: Annotated[str | None, typer.Option(help="Split to train on ('all': every item).")] = "train",
-        captions: Annotated[str, typer.Option(help="stored | coarse | medium | fine | mixed (re-captioned from "
-                                                   "each item's finding sets every epoch).")] = "stored",
-        eval_split: Annotated[str | None, typer.Option(help="Split to evaluate on afterwards ('none': skip).")
-                              ] = "test",
-        text_model: Annotated[str, typer.Option(help=TEXT_MODEL_HELP)] = "active",
-        image_checkpoint: Annotated[Path | None, typer.Option(
-            help="Image tower weights: a timm checkpoint / safetensors file or a saved image encoder "
-                 "(default: the packaged ImageNet EfficientNet-Lite0).")] = None,
-        image_model: Annotated[str, typer.Option(help="timm architecture of the image tower.")
-                               ] = "efficientnet_lite0",
-        image_size: Annotated[int, typer.Option(min=16, max=1024, help="Input side in pixels.")] = 224,
-        epochs: Annotated[int, typer.Option(min=1, help="Epochs (ignored with --max-steps).")] = 5,
-        max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps.")] = None,
-        batch_size: Annotated[int, typer.Option(min=2, help="Image–caption pairs per batch (per GPU).")] = 64,
-        lr: Annotated[float, typer.Option(min=0.0, help="Learning rate (image tower and heads).")] = 1e-4,
-        text_lr: Annotated[float, typer.Option(min=0.0, help="Learning rate of the text tower.")] = 1e-5,
-        text_layers: Annotated[str, typer.Option(
-            help="Text-tower layers that train: 'all', or N (the top N; 0 freezes the tower and caches caption "
-                 "embeddings: much faster on a CPU).")] = "all",
-        w_kd: Annotated[float, typer.Option(min=0.0, help="Weight of the distillation term.")] = 0.3,
-        w_soft: Annotated[float, typer.Option(min=0.0, help="Weight of the Jaccard soft-target term.")] = 0.0,
-        tau: Annotated[float, typer.Option(min=1e-3, help="Initial temperature.")] = 0.07,
-        warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 0,
-        seed: Annotated[int, typer.Option(help="Seed of weights, order and captions.")] = 0,
-        num_workers: Annotated[int | None, typer.Option(
-            min=0, help="DataLoader workers (default: 0 on a CPU, up to 8 per GPU).")] = None,
-        k: Annotated[str, typer.Option("--k", help="Recall cut-offs for the evaluation.")] = "1,5,10",
-        out: Annotated[Path | None, typer.Option(help="Model directory (default: PHENOKG_HOME/models/clip/<id>)."
-                                                 )] = None,
-        activate: Annotated[bool, typer.Option("--activate", help="Make it the active clip model.")] = False,
-        device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N].")] = "auto",
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    ) -> None:
-        """Train an image–text model (PhenoLIP stage 2) on graph evidence and register it (kind clip).
+@train_app.command("clip")
+def train_clip_command(
+    source: Annotated[str, typer.Option(help="Evidence source (dataset) to train on.")],
+    split: Annotated[str | None, typer.Option(help="Split to train on ('all': every item).")] = "train",
+    captions: Annotated[str, typer.Option(help="stored | coarse | medium | fine | mixed (re-captioned from "
+                                               "each item's finding sets every epoch).")] = "stored",
+    eval_split: Annotated[str | None, typer.Option(help="Split to evaluate on afterwards ('none': skip).")
+                          ] = "test",
+    text_model: Annotated[str, typer.Option(help=TEXT_MODEL_HELP)] = "active",
+    image_checkpoint: Annotated[Path | None, typer.Option(
+        help="Image tower weights: a timm checkpoint / safetensors file or a saved image encoder "
+             "(default: the packaged ImageNet EfficientNet-Lite0).")] = None,
+    image_model: Annotated[str, typer.Option(help="timm architecture of the image tower.")
+                           ] = "efficientnet_lite0",
+    image_size: Annotated[int, typer.Option(min=16, max=1024, help="Input side in pixels.")] = 224,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs (ignored with --max-steps).")] = 5,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps.")] = None,
+    batch_size: Annotated[int, typer.Option(min=2, help="Image–caption pairs per batch (per GPU).")] = 64,
+    lr: Annotated[float, typer.Option(min=0.0, help="Learning rate (image tower and heads).")] = 1e-4,
+    text_lr: Annotated[float, typer.Option(min=0.0, help="Learning rate of the text tower.")] = 1e-5,
+    text_layers: Annotated[str, typer.Option(
+        help="Text-tower layers that train: 'all', or N (the top N; 0 freezes the tower and caches caption "
+             "embeddings: much faster on a CPU).")] = "all",
+    w_kd: Annotated[float, typer.Option(min=0.0, help="Weight of the distillation term.")] = 0.3,
+    w_soft: Annotated[float, typer.Option(min=0.0, help="Weight of the Jaccard soft-target term.")] = 0.0,
+    tau: Annotated[float, typer.Option(min=1e-3, help="Initial temperature.")] = 0.07,
+    warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of weights, order and captions.")] = 0,
+    num_workers: Annotated[int | None, typer.Option(
+        min=0, help="DataLoader workers (default: 0 on a CPU, up to 8 per GPU).")] = None,
+    k: Annotated[str, typer.Option("--k", help="Recall cut-offs for the evaluation.")] = "1,5,10",
+    out: Annotated[Path | None, typer.Option(help="Model directory (default: PHENOKG_HOME/models/clip/<id>)."
+                                             )] = None,
+    activate: Annotated[bool, typer.Option("--activate", help="Make it the active clip model.")] = False,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N].")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train an image–text model (PhenoLIP stage 2) on graph evidence and register it (kind clip).
 
-        Data-parallel over N GPUs (or CPU processes): `phenokg db start`, then
-        `torchrun --nproc_per_node N -m app.cli train clip … --out DIR`; rank 0 evaluates and registers."""
-        from kg.config import GraphSettings
-        from kg.registry import ModelVersion, register_model
-        from kg.registry import activate_model as activate_version
-        from models.clip_data import CAPTION_SOURCES
-        from models.clip_run import KIND, run_clip_training
-        from models.clip_train import ClipTrainConfig
-        from models.registry import new_model_id
+    Data-parallel over N GPUs (or CPU processes): `phenokg db start`, then
+    `torchrun --nproc_per_node N -m app.cli train clip … --out DIR`; rank 0 evaluates and registers."""
+    from kg.config import GraphSettings
+    from kg.repo.registry import ModelVersion, register_model
+    from kg.repo.registry import activate_model as activate_version
+    from models.clip_data import CAPTION_SOURCES
+    from models.clip_run import KIND, run_clip_training
+    from models.clip_train import ClipTrainConfig
+    from models.registry import new_model_id
 
-        if captions not in CAPTION_SOURCES:
-            raise ValueError(f"--captions must be one of {', '.join(CAPTION_SOURCES)}, not {captions!r}")
-        ks = parse_ks(k)
-        layers: int | None = None
-        if text_layers != "all":
-            if not text_layers.isdigit():
-                raise ValueError(f"--text-layers must be 'all' or a number, not {text_layers!r}")
-            layers = int(text_layers)
-        if image_checkpoint is not None and not image_checkpoint.expanduser().exists():
-            raise FileNotFoundError(f"--image-checkpoint {image_checkpoint}: no such file or directory")
-        from models.clip_train import default_loader_workers, dist_info
-        from models.registry import pick_device
+    if captions not in CAPTION_SOURCES:
+        raise ValueError(f"--captions must be one of {', '.join(CAPTION_SOURCES)}, not {captions!r}")
+    ks = parse_ks(k)
+    layers: int | None = None
+    if text_layers != "all":
+        if not text_layers.isdigit():
+            raise ValueError(f"--text-layers must be 'all' or a number, not {text_layers!r}")
+        layers = int(text_layers)
+    if image_checkpoint is not None and not image_checkpoint.expanduser().exists():
+        raise FileNotFoundError(f"--image-checkpoint {image_checkpoint}: no such file or directory")
+    from models.clip_train import default_loader_workers, dist_info
+    from models.registry import pick_device
 
-        rank, world, _ = dist_info()
-        if num_workers is None:
-            num_workers = default_loader_workers(pick_device(device), world)
-        if world > 1 and out is None:
-            raise ValueError("under torchrun pass --out DIR: every rank must write to the same directory")
-        if rank == 0 and out is not None and out.exists() and any(out.iterdir()):
-            raise ValueError(f"--out {out} is not empty: choose another directory")
-        if quiet:
-            from transformers.utils import logging as hf_logging
+    rank, world, _ = dist_info()
+    if num_workers is None:
+        num_workers = default_loader_workers(pick_device(device), world)
+    if world > 1 and out is None:
+        raise ValueError("under torchrun pass --out DIR: every rank must write to the same directory")
+    if rank == 0 and out is not None and out.exists() and any(out.iterdir()):
+        raise ValueError(f"--out {out} is not empty: choose another directory")
+    if quiet:
+        from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()
-        with graph_connection() as graph:
-            text_path, text_desc = resolve_text_model(graph, text_model)
-            train_data = load_clip_data(graph, source, None if split in (None, "all") else split)
-            eval_data = None
-            if eval_split not in (None, "none"):
-                try:
-                    eval_data = load_clip_data(graph, source, eval_split)
-                except ValueError:
-                    _note(f"note: no {source} evidence in split {eval_split!r}: skipping the evaluation")
-        config = ClipTrainConfig(
-            image_model=image_model, image_checkpoint=str(image_checkpoint.expanduser().resolve())
-            if image_checkpoint is not None else None, text_model=text_path, image_size=image_size,
-            batch_size=batch_size, lr=lr, text_lr=text_lr, epochs=epochs, max_steps=max_steps,
-            warmup_steps=warmup_steps, temperature=tau, w_kd=w_kd, w_soft=w_soft, text_trainable_layers=layers,
-            seed=seed, num_workers=num_workers)
-        # under torchrun the id derives from --out so that every rank agrees on it
-        model_id = f"{KIND}-{out.resolve().name}" if world > 1 and out is not None else new_model_id(KIND)
-        out_dir = out or GraphSettings().models_dir / KIND / model_id
-        train_data.info["text_model"] = text_desc
-        result = run_clip_training(train_data, config, out_dir, captions=cast("CaptionSource", captions),
-                                   eval_data=eval_data, ks=ks, model_id=model_id, device=device,
-                                   progress=not quiet and rank == 0)
-        if rank != 0:
-            return
-        version = ModelVersion(id=result.model_id, kind=KIND, path=str(result.out_dir.resolve()),
-                               config=result.config, metrics=result.metrics, data_hash=result.data_hash,
-                               seed=result.seed, code_version=result.code_version)
-        with graph_connection() as graph:
-            registered = register_model(graph, version)
-            if activate:
-                registered = activate_version(graph, registered.id)
-        typer.echo(json.dumps({"id": registered.id, "kind": registered.kind, "path": registered.path,
-                               "active": registered.active, "data_hash": result.data_hash, "seed": result.seed,
-                               "code_version": result.code_version, "train": result.metrics["train"],
-                               "headline": result.metrics.get("headline", {})}, indent=2, sort_keys=True))
+        hf_logging.disable_progress_bar()
+    with graph_connection() as graph:
+        text_path, text_desc = resolve_text_model(graph, text_model)
+        train_data = load_clip_data(graph, source, None if split in (None, "all") else split)
+        eval_data = None
+        if eval_split not in (None, "none"):
+            try:
+                eval_data = load_clip_data(graph, source, eval_split)
+            except ValueError:
+                note(f"note: no {source} evidence in split {eval_split!r}: skipping the evaluation")
+    config = ClipTrainConfig(
+        image_model=image_model, image_checkpoint=str(image_checkpoint.expanduser().resolve())
+        if image_checkpoint is not None else None, text_model=text_path, image_size=image_size,
+        batch_size=batch_size, lr=lr, text_lr=text_lr, epochs=epochs, max_steps=max_steps,
+        warmup_steps=warmup_steps, temperature=tau, w_kd=w_kd, w_soft=w_soft, text_trainable_layers=layers,
+        seed=seed, num_workers=num_workers)
+    # under torchrun the id derives from --out so that every rank agrees on it
+    model_id = f"{KIND}-{out.resolve().name}" if world > 1 and out is not None else new_model_id(KIND)
+    out_dir = out or GraphSettings().models_dir / KIND / model_id
+    train_data.info["text_model"] = text_desc
+    result = run_clip_training(train_data, config, out_dir, captions=cast("CaptionSource", captions),
+                               eval_data=eval_data, ks=ks, model_id=model_id, device=device,
+                               progress=not quiet and rank == 0)
+    if rank != 0:
+        return
+    version = ModelVersion(id=result.model_id, kind=KIND, path=str(result.out_dir.resolve()),
+                           config=result.config, metrics=result.metrics, data_hash=result.data_hash,
+                           seed=result.seed, code_version=result.code_version)
+    with graph_connection() as graph:
+        registered = register_model(graph, version)
+        if activate:
+            registered = activate_version(graph, registered.id)
+    typer.echo(json.dumps({"id": registered.id, "kind": registered.kind, "path": registered.path,
+                           "active": registered.active, "data_hash": result.data_hash, "seed": result.seed,
+                           "code_version": result.code_version, "train": result.metrics["train"],
+                           "headline": result.metrics.get("headline", {})}, indent=2, sort_keys=True))
 
-    @app.command("evaluate")
-    @handle_errors
-    def evaluate_command(
-        model: Annotated[str, typer.Argument(help="Registered clip model id, a model directory, or 'untrained' "
-                                                  "(the starting point of a run: --text-model, --seed).")],
-        source: Annotated[str, typer.Option(help="Evidence source (dataset) to evaluate on.")],
-        split: Annotated[str | None, typer.Option(help="Split to evaluate on ('all': every item).")] = "test",
-        probe_split: Annotated[str | None, typer.Option(
-            help="Also fit a linear probe of the image tower on this split (e.g. train).")] = None,
-        k: Annotated[str, typer.Option("--k", help="Recall cut-offs.")] = "1,5,10",
-        image_size: Annotated[int | None, typer.Option(min=16, max=1024, help="Input side (default: the "
-                                                                               "model's training size).")] = None,
-        text_model: Annotated[str, typer.Option(help="With 'untrained': " + TEXT_MODEL_HELP)] = "active",
-        seed: Annotated[int, typer.Option(help="With 'untrained': seed of the projection heads.")] = 0,
-        record: Annotated[bool, typer.Option("--record", help="Store the result in the model version's metrics "
-                                                              "(registered models).")] = False,
-        out: Annotated[Path | None, typer.Option(help="Also write the result to this JSON file.")] = None,
-        device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N].")] = "auto",
-    ) -> None:
-        """Evaluate an image–text model on a dataset split: zero-shot, retrieval and phenotype retrieval."""
-        from kg.errors import NotFoundError
-        from kg.registry import get_model, update_metrics
-        from models.clip_run import clip_model_dir, evaluate_model, evaluation_record, load_clip_model, untrained_model
-        from models.clip_train import ClipTrainConfig
+@app.command("evaluate")
+def evaluate_command(
+    model: Annotated[str, typer.Argument(help="Registered clip model id, a model directory, or 'untrained' "
+                                              "(the starting point of a run: --text-model, --seed).")],
+    source: Annotated[str, typer.Option(help="Evidence source (dataset) to evaluate on.")],
+    split: Annotated[str | None, typer.Option(help="Split to evaluate on ('all': every item).")] = "test",
+    probe_split: Annotated[str | None, typer.Option(
+        help="Also fit a linear probe of the image tower on this split (e.g. train).")] = None,
+    k: Annotated[str, typer.Option("--k", help="Recall cut-offs.")] = "1,5,10",
+    image_size: Annotated[int | None, typer.Option(min=16, max=1024, help="Input side (default: the "
+                                                                           "model's training size).")] = None,
+    text_model: Annotated[str, typer.Option(help="With 'untrained': " + TEXT_MODEL_HELP)] = "active",
+    seed: Annotated[int, typer.Option(help="With 'untrained': seed of the projection heads.")] = 0,
+    record: Annotated[bool, typer.Option("--record", help="Store the result in the model version's metrics "
+                                                          "(registered models).")] = False,
+    out: Annotated[Path | None, typer.Option(help="Also write the result to this JSON file.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N].")] = "auto",
+) -> None:
+    """Evaluate an image–text model on a dataset split: zero-shot, retrieval and phenotype retrieval."""
+    from kg.errors import NotFoundError
+    from kg.repo.registry import get_model, update_metrics
+    from models.clip_run import clip_model_dir, evaluate_model, evaluation_record, load_clip_model, untrained_model
+    from models.clip_train import ClipTrainConfig
 
-        ks = parse_ks(k)
-        if record and (model == "untrained" or Path(model).expanduser().exists()):
-            raise ValueError("--record needs a registered model id (see `phenokg models list --kind clip`)")
-        registered = None
-        with graph_connection() as graph:
-            data = load_clip_data(graph, source, None if split in (None, "all") else split)
-            probe = load_clip_data(graph, source, probe_split) if probe_split else None
-            if model == "untrained":
-                text_path, text_desc = resolve_text_model(graph, text_model)
-            elif not Path(model).expanduser().exists():
-                try:
-                    registered = get_model(graph, model)
-                except NotFoundError as exc:
-                    raise ValueError(f"{model!r} is neither a model directory nor a registered model id") from exc
+    ks = parse_ks(k)
+    if record and (model == "untrained" or Path(model).expanduser().exists()):
+        raise ValueError("--record needs a registered model id (see `phenokg models list --kind clip`)")
+    registered = None
+    with graph_connection() as graph:
+        data = load_clip_data(graph, source, None if split in (None, "all") else split)
+        probe = load_clip_data(graph, source, probe_split) if probe_split else None
         if model == "untrained":
-            size = image_size or 224
-            config = ClipTrainConfig(text_model=text_path, image_size=size, seed=seed)
-            net = untrained_model(config, device)
-            ref: dict[str, Any] = {"id": "untrained", "text_model": text_desc}
-            config_dict: dict[str, Any] = {"train": config.to_dict()}
-            model_seed: int | None = seed
-        else:
-            root = Path(registered.path) if registered is not None else Path(model).expanduser()
-            model_dir = clip_model_dir(root)
-            size = image_size or _model_image_size(model_dir) or 224
-            net = load_clip_model(model_dir, device)
-            ref = {"id": registered.id if registered else None, "path": str(root)}
-            card = root / "config.json"
-            config_dict = registered.config if registered else (
-                json.loads(card.read_text(encoding="utf-8")) if card.is_file() else {})
-            model_seed = registered.seed if registered else config_dict.get("seed")
-        metrics = evaluate_model(net, data, size, ks=ks, probe_train=probe)
-        result = evaluation_record(ref, metrics, data, seed=model_seed, probe_train=probe,
-                                   config={**config_dict, "evaluation": {"image_size": size, "k": list(ks),
-                                                                         "probe_split": probe_split}})
-        if record and registered is not None:
-            with graph_connection() as graph:
-                update_metrics(graph, registered.id, {**registered.metrics, "evaluations": [
-                    *registered.metrics.get("evaluations", []), result]})
-        text = json.dumps(result, indent=2, sort_keys=True, default=str)
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text + "\n", encoding="utf-8")
-        typer.echo(text)
+            text_path, text_desc = resolve_text_model(graph, text_model)
+        elif not Path(model).expanduser().exists():
+            try:
+                registered = get_model(graph, model)
+            except NotFoundError as exc:
+                raise ValueError(f"{model!r} is neither a model directory nor a registered model id") from exc
+    if model == "untrained":
+        size = image_size or 224
+        config = ClipTrainConfig(text_model=text_path, image_size=size, seed=seed)
+        net = untrained_model(config, device)
+        ref: dict[str, Any] = {"id": "untrained", "text_model": text_desc}
+        config_dict: dict[str, Any] = {"train": config.to_dict()}
+        model_seed: int | None = seed
+    else:
+        root = Path(registered.path) if registered is not None else Path(model).expanduser()
+        model_dir = clip_model_dir(root)
+        size = image_size or _model_image_size(model_dir) or 224
+        net = load_clip_model(model_dir, device)
+        ref = {"id": registered.id if registered else None, "path": str(root)}
+        card = root / "config.json"
+        config_dict = registered.config if registered else (
+            json.loads(card.read_text(encoding="utf-8")) if card.is_file() else {})
+        model_seed = registered.seed if registered else config_dict.get("seed")
+    metrics = evaluate_model(net, data, size, ks=ks, probe_train=probe)
+    result = evaluation_record(ref, metrics, data, seed=model_seed, probe_train=probe,
+                               config={**config_dict, "evaluation": {"image_size": size, "k": list(ks),
+                                                                     "probe_split": probe_split}})
+    if record and registered is not None:
+        with graph_connection() as graph:
+            update_metrics(graph, registered.id, {**registered.metrics, "evaluations": [
+                *registered.metrics.get("evaluations", []), result]})
+    text = json.dumps(result, indent=2, sort_keys=True, default=str)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    typer.echo(text)
+
+

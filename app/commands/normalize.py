@@ -9,86 +9,29 @@ made them; without them (or with ``--lexical``) the matching is lexical and stde
 ``phenokg kg embed [--encoder PATH] [--batch-size N] [--force]``: embed every live phenotype's name and
 synonyms whose vectors are missing or stale (only the changed terms after a rebuild; everything after an
 encoder change) with a progress bar, write them to the graph and keep the vector index. ``phenokg serve``
-calls :func:`ensure_embeddings` after the build, so the first start computes them once.
+calls :func:`app.embedding_service.ensure_embeddings` after the build, so the first start computes them once.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from app.cli_support import graph_connection
+from app.embedding_service import ensure_embeddings
 from kg.config import EMBED_BACKENDS
 
 if TYPE_CHECKING:
-    import numpy as np
 
-    from kg.embedding_store import EmbedReport
-    from kg.graph import Graph
+    pass
 
 CHUNK = 1000
-
-
-def ensure_embeddings(graph: Graph, encoder: str | Path | None = None, *, batch_size: int | None = None,
-                      progress: bool = True, force: bool = False, quantize: bool = False,
-                      vector_index: bool = True, backend: str | None = None) -> EmbedReport:
-    """Compute the phenotype vectors that are missing or stale (no-op, without loading the model, when none).
-
-    ``encoder``: a text-encoder directory; default ``$PHENOKG_TEXT_ENCODER``, else the active knowledge
-    encoder of the model registry, else the packaged MiniLM. ``backend``: ``auto`` | ``onnx`` | ``torch``
-    (``None``: ``$PHENOKG_EMBED_BACKEND``, else ``auto``). The call for ``phenokg serve`` after its build:
-    ``ensure_embeddings(graph)``.
-    """
-    from kg.embedding_store import EmbedReport, EncoderMeta, embed_graph, embedding_meta, stale_terms
-    from models.embeddings import encoder_info, resolve_encoder_path
-
-    path = resolve_encoder_path(encoder)
-    if path is None:
-        path = active_knowledge_encoder(graph)
-    info = encoder_info(path, quantized=quantize)
-    meta = EncoderMeta(info.name, info.path, info.sha256, info.fingerprint, info.quantized)
-    if not force:
-        total, stale = stale_terms(graph, info.fingerprint)
-        if total == 0:  # an empty graph: nothing to embed, no model to load
-            return EmbedReport(encoder=info.name, fingerprint=info.fingerprint, up_to_date=True)
-        current = embedding_meta(graph)
-        if stale == 0 and current is not None and current.get("fingerprint") == info.fingerprint:
-            return embed_graph(graph, _no_encode, meta, progress=False, vector_index=vector_index)
-    from models.embeddings import TextEmbedder
-
-    embedder = TextEmbedder.load(path, quantize=quantize, backend=backend)
-
-    def encode(texts: Sequence[str], progress: bool) -> np.ndarray:
-        return embedder.encode(texts, batch_size=batch_size, progress=progress, desc="embedding phenotypes")
-
-    report = embed_graph(graph, encode, meta, force=force, progress=progress, vector_index=vector_index)
-    report.backend = embedder.backend
-    return report
-
-
-def active_knowledge_encoder(graph: Graph) -> Path | None:
-    """The text-encoder directory of the active knowledge encoder, if one is active and on this machine."""
-    from kg.registry import active_model
-    from models.registry import knowledge_encoder_dir
-
-    active = active_model(graph, "knowledge-encoder")
-    if active is None:
-        return None
-    path = knowledge_encoder_dir(active.path)
-    if not path.is_dir():
-        typer.echo(f"phenokg: warning: the active knowledge encoder {active.id} is missing ({path}); "
-                   "using the packaged MiniLM", err=True)
-        return None
-    return path
-
-
-def _no_encode(texts: Sequence[str], progress: bool) -> Any:
-    raise AssertionError("nothing should need embedding")  # pragma: no cover
 
 
 def _lines(file: str) -> Iterator[str]:
@@ -108,103 +51,96 @@ def _count_lines(file: str) -> int | None:
         return sum(1 for _ in fh)
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``normalize`` to the `phenokg` app and ``embed`` to its ``kg`` group (top level if there is none)."""
-    from app.cli import graph_connection, handle_errors
 
-    @app.command("normalize")
-    @handle_errors
-    def normalize(
-        file: Annotated[str, typer.Argument(help="Text file, one mention per line; '-' for stdin.")],
-        top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Candidates per mention.")] = 5,
-        lexical: Annotated[bool, typer.Option("--lexical", help="Lexical matching only (no vectors).")] = False,
-        encoder: Annotated[str | None, typer.Option(
-            help="Text encoder directory for the mentions (default: the one that made the graph's vectors).")
-        ] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    ) -> None:
-        """Map free-text mentions (one per line) to ranked HPO ids: one JSON line out per input line, in order."""
-        from tqdm import tqdm
+app = typer.Typer()
 
-        from kg.embedding_store import embedding_meta, load_semantic_index
-        from kg.normalize import Normalizer, prepare_mention
-        from kg.search import LexicalIndex, Searcher
-        from kg.snapshot import load_snapshot
+@app.command("normalize")
+def normalize(
+    file: Annotated[str, typer.Argument(help="Text file, one mention per line; '-' for stdin.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Candidates per mention.")] = 5,
+    lexical: Annotated[bool, typer.Option("--lexical", help="Lexical matching only (no vectors).")] = False,
+    encoder: Annotated[str | None, typer.Option(
+        help="Text encoder directory for the mentions (default: the one that made the graph's vectors).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Map free-text mentions (one per line) to ranked HPO ids: one JSON line out per input line, in order."""
+    from tqdm import tqdm
 
-        if file != "-" and not Path(file).is_file():
-            raise FileNotFoundError(f"{file}: no such file")
-        total = _count_lines(file)
-        with graph_connection() as graph:
-            snapshot = load_snapshot(graph)
-            index = None if lexical else load_semantic_index(graph, snapshot.terms)
-            meta = embedding_meta(graph) or {}
-        lexical_index = LexicalIndex.from_snapshot(snapshot)
-        embedder = None
-        if index is not None and index.term_ids:
-            embedder = _query_encoder(encoder, meta, index.fingerprint)
-        elif not lexical:
-            typer.echo("phenokg: note: no phenotype vectors in the graph (run `phenokg kg embed`); "
-                       "matching lexically", err=True)
-        searcher = Searcher(lexical_index, index if embedder is not None else None)
-        normalizer = Normalizer(searcher)
-        bar = tqdm(total=total, unit="line", file=sys.stderr, disable=quiet, desc="normalizing",
-                   dynamic_ncols=True, mininterval=0.5)
-        lines = _lines(file)
-        number = 0
-        try:
-            while True:
-                chunk = list(islice(lines, CHUNK))
-                if not chunk:
-                    break
-                vectors = None
-                if embedder is not None:
-                    vectors = embedder.encode([prepare_mention(m) or " " for m in chunk])
-                results = normalizer.normalize(chunk, vectors, top_k=top_k)
-                for mention, candidates in zip(chunk, results, strict=True):
-                    number += 1
-                    out = {"line": number, "mention": mention, "candidates": [
-                        {"id": c.id, "name": c.name, "score": c.score, "field": c.field, "matched": c.matched,
-                         "source": c.source} for c in candidates]}
-                    sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
-                sys.stdout.flush()
-                bar.update(len(chunk))
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"{file}: line {number + 1}: not UTF-8 text ({exc.reason})") from exc
-        finally:
-            bar.close()
+    from kg.analysis.normalize import Normalizer, prepare_mention
+    from kg.analysis.search import LexicalIndex, Searcher
+    from kg.repo.embeddings import embedding_meta, load_semantic_index
+    from kg.repo.snapshots import load_snapshot
 
-    def kg_embed(
-        encoder: Annotated[str | None, typer.Option(
-            help="Text encoder directory (default: $PHENOKG_TEXT_ENCODER, else the active knowledge encoder, "
-                 "else the packaged all-MiniLM-L6-v2).")
-        ] = None,
-        batch_size: Annotated[int | None, typer.Option(
-            "--batch-size", min=1, max=4096, help="Texts per batch (default: 64 on ONNX Runtime, 256 on PyTorch).")
-        ] = None,
-        force: Annotated[bool, typer.Option("--force", help="Re-embed every term, not only missing/stale ones.")
-                         ] = False,
-        int8: Annotated[bool, typer.Option("--int8", help="int8 vectors from ONNX Runtime (CPU; about twice as "
-                                                          "fast as fp32, slightly different vectors).")] = False,
-        backend: Annotated[str | None, typer.Option(
-            help="auto | onnx | torch (default: $PHENOKG_EMBED_BACKEND, else auto = ONNX Runtime on a CPU).")
-        ] = None,
-        no_vector_index: Annotated[bool, typer.Option(
-            "--no-vector-index", help="Do not write the name vector list property / DB vector index.")] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    ) -> None:
-        """Compute phenotype embeddings (names + synonyms) for search and normalisation; store them in the graph."""
-        if backend is not None and backend.strip().lower() not in EMBED_BACKENDS:
-            raise typer.BadParameter(f"{backend!r}: choose one of {', '.join(EMBED_BACKENDS)}",
-                                     param_hint="--backend")
-        with graph_connection() as graph:
-            report = ensure_embeddings(graph, encoder, batch_size=batch_size, progress=not quiet, force=force,
-                                       quantize=int8, vector_index=not no_vector_index, backend=backend)
-        typer.echo(json.dumps(report.as_dict(), indent=2))
+    if file != "-" and not Path(file).is_file():
+        raise FileNotFoundError(f"{file}: no such file")
+    total = _count_lines(file)
+    with graph_connection() as graph:
+        snapshot = load_snapshot(graph)
+        index = None if lexical else load_semantic_index(graph, snapshot.terms)
+        meta = embedding_meta(graph) or {}
+    lexical_index = LexicalIndex.from_snapshot(snapshot)
+    embedder = None
+    if index is not None and index.term_ids:
+        embedder = _query_encoder(encoder, meta, index.fingerprint)
+    elif not lexical:
+        typer.echo("phenokg: note: no phenotype vectors in the graph (run `phenokg kg embed`); "
+                   "matching lexically", err=True)
+    searcher = Searcher(lexical_index, index if embedder is not None else None)
+    normalizer = Normalizer(searcher)
+    bar = tqdm(total=total, unit="line", file=sys.stderr, disable=quiet, desc="normalizing",
+               dynamic_ncols=True, mininterval=0.5)
+    lines = _lines(file)
+    number = 0
+    try:
+        while True:
+            chunk = list(islice(lines, CHUNK))
+            if not chunk:
+                break
+            vectors = None
+            if embedder is not None:
+                vectors = embedder.encode([prepare_mention(m) or " " for m in chunk])
+            results = normalizer.normalize(chunk, vectors, top_k=top_k)
+            for mention, candidates in zip(chunk, results, strict=True):
+                number += 1
+                out = {"line": number, "mention": mention, "candidates": [
+                    {"id": c.id, "name": c.name, "score": c.score, "field": c.field, "matched": c.matched,
+                     "source": c.source} for c in candidates]}
+                sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            bar.update(len(chunk))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{file}: line {number + 1}: not UTF-8 text ({exc.reason})") from exc
+    finally:
+        bar.close()
 
-    kg_group = next((g.typer_instance for g in app.registered_groups
-                     if g.name == "kg" and g.typer_instance is not None), None)
-    target = kg_group if kg_group is not None else app
-    target.command("embed")(handle_errors(kg_embed))
+def kg_embed(
+    encoder: Annotated[str | None, typer.Option(
+        help="Text encoder directory (default: $PHENOKG_TEXT_ENCODER, else the active knowledge encoder, "
+             "else the packaged all-MiniLM-L6-v2).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", min=1, max=4096, help="Texts per batch (default: 64 on ONNX Runtime, 256 on PyTorch).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-embed every term, not only missing/stale ones.")
+                     ] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="int8 vectors from ONNX Runtime (CPU; about twice as "
+                                                      "fast as fp32, slightly different vectors).")] = False,
+    backend: Annotated[str | None, typer.Option(
+        help="auto | onnx | torch (default: $PHENOKG_EMBED_BACKEND, else auto = ONNX Runtime on a CPU).")
+    ] = None,
+    no_vector_index: Annotated[bool, typer.Option(
+        "--no-vector-index", help="Do not write the name vector list property / DB vector index.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Compute phenotype embeddings (names + synonyms) for search and normalisation; store them in the graph."""
+    if backend is not None and backend.strip().lower() not in EMBED_BACKENDS:
+        raise typer.BadParameter(f"{backend!r}: choose one of {', '.join(EMBED_BACKENDS)}",
+                                 param_hint="--backend")
+    with graph_connection() as graph:
+        report = ensure_embeddings(graph, encoder, batch_size=batch_size, progress=not quiet, force=force,
+                                   quantize=int8, vector_index=not no_vector_index, backend=backend)
+    typer.echo(json.dumps(report.as_dict(), indent=2))
 
 
 def _query_encoder(encoder: str | None, meta: dict[str, Any], fingerprint: str) -> Any:

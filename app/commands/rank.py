@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from app.cli_support import graph_connection
+
 if TYPE_CHECKING:
-    from kg.ranking import RankingIndex
+    from kg.analysis.ranking import RankingIndex
 
 PROGRESS_FROM = 20  # cases; fewer get no progress bar
 
@@ -80,61 +82,61 @@ def _lines(file: str) -> Iterator[str]:
         yield from handle
 
 
-def register(app: typer.Typer) -> None:
-    """Add the command to the `phenokg` app."""
-    from app.cli import graph_connection, handle_errors
 
-    @app.command("rank")
-    @handle_errors
-    def rank(
-        file: Annotated[str, typer.Argument(help="JSONL file, one case per line: {\"present\": [...], "
-                                                 "\"absent\": [...]}; '-' for stdin.")],
-        source: Annotated[list[str] | None, typer.Option(
-            "--source", "-s", help="Only diseases from this source (OMIM, ORPHA, DECIPHER, CXR_PACK); repeatable.")
-        ] = None,
-        limit: Annotated[int, typer.Option(help="Diseases per case, counted over the one list that mixes every "
-                                                "source (OMIM, ORPHA, DECIPHER, CXR_PACK); use --source to rank "
-                                                "within some sources only.")] = 10,
-        method: Annotated[str, typer.Option(
-            help="Score: 'likelihood' (per-term likelihood ratios, the default) or 'ic' (the earlier "
-                 "information-content score).")] = "likelihood",
-        explain: Annotated[bool, typer.Option("--explain", help="Include each disease's explanation.")] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    ) -> None:
-        """Rank diseases for each case of a JSONL file: one JSON line out per case, in order.
+app = typer.Typer()
 
-        The --limit best diseases are taken from one list that mixes all sources; --source restricts it."""
-        from tqdm import tqdm
+@app.command("rank")
+def rank(
+    file: Annotated[str, typer.Argument(help="JSONL file, one case per line: {\"present\": [...], "
+                                             "\"absent\": [...]}; '-' for stdin.")],
+    source: Annotated[list[str] | None, typer.Option(
+        "--source", "-s", help="Only diseases from this source (OMIM, ORPHA, DECIPHER, CXR_PACK); repeatable.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Diseases per case, counted over the one list that mixes every "
+                                            "source (OMIM, ORPHA, DECIPHER, CXR_PACK); use --source to rank "
+                                            "within some sources only.")] = 10,
+    method: Annotated[str, typer.Option(
+        help="Score: 'likelihood' (per-term likelihood ratios, the default) or 'ic' (the earlier "
+             "information-content score).")] = "likelihood",
+    explain: Annotated[bool, typer.Option("--explain", help="Include each disease's explanation.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Rank diseases for each case of a JSONL file: one JSON line out per case, in order.
 
-        from kg.ranking import METHODS, RankingIndex
+    The --limit best diseases are taken from one list that mixes all sources; --source restricts it."""
+    from tqdm import tqdm
 
-        if method not in METHODS:
-            raise typer.BadParameter(f"{method!r} is not one of {', '.join(METHODS)}", param_hint="--method")
-        from kg.snapshot import load_snapshot
+    from kg.analysis.ranking import METHODS, RankingIndex
 
-        if file != "-" and not Path(file).is_file():
-            raise FileNotFoundError(f"{file}: no such file")
-        lines = list(_lines(file))
-        sources = [s.upper() for s in source] if source else None
-        with graph_connection() as graph:
-            snapshot = load_snapshot(graph)
-        index = RankingIndex.from_snapshot(snapshot)
-        cases = [(n, raw) for n, raw in enumerate(lines, start=1) if raw.strip()]
-        name = "<stdin>" if file == "-" else file
-        failed = 0
-        bar = tqdm(total=len(cases), unit="case", file=sys.stderr, disable=quiet or len(cases) < PROGRESS_FROM)
-        for n, raw in cases:
-            try:
-                out: dict[str, Any] = {"line": n, **rank_case(index, raw, sources, limit, explain, method)}
-            except (ValueError, TypeError) as exc:  # pydantic and kg ValidationErrors are ValueErrors
-                failed += 1
-                message = _error_text(exc)
-                tqdm.write(f"phenokg: error: {name}:{n}: {message}", file=sys.stderr)
-                out = {"line": n, "error": message}
-            sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
-            bar.update(1)
-        bar.close()
-        sys.stdout.flush()
-        if failed:
-            typer.echo(f"phenokg: {failed} of {len(cases)} case(s) failed", err=True)
-            raise typer.Exit(2)
+    if method not in METHODS:
+        raise typer.BadParameter(f"{method!r} is not one of {', '.join(METHODS)}", param_hint="--method")
+    from kg.repo.snapshots import load_snapshot
+
+    if file != "-" and not Path(file).is_file():
+        raise FileNotFoundError(f"{file}: no such file")
+    lines = list(_lines(file))
+    sources = [s.upper() for s in source] if source else None
+    with graph_connection() as graph:
+        snapshot = load_snapshot(graph)
+    index = RankingIndex.from_snapshot(snapshot)
+    cases = [(n, raw) for n, raw in enumerate(lines, start=1) if raw.strip()]
+    name = "<stdin>" if file == "-" else file
+    failed = 0
+    bar = tqdm(total=len(cases), unit="case", file=sys.stderr, disable=quiet or len(cases) < PROGRESS_FROM)
+    for n, raw in cases:
+        try:
+            out: dict[str, Any] = {"line": n, **rank_case(index, raw, sources, limit, explain, method)}
+        except (ValueError, TypeError) as exc:  # pydantic and kg ValidationErrors are ValueErrors
+            failed += 1
+            message = _error_text(exc)
+            tqdm.write(f"phenokg: error: {name}:{n}: {message}", file=sys.stderr)
+            out = {"line": n, "error": message}
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        bar.update(1)
+    bar.close()
+    sys.stdout.flush()
+    if failed:
+        typer.echo(f"phenokg: {failed} of {len(cases)} case(s) failed", err=True)
+        raise typer.Exit(2)
+
+

@@ -22,9 +22,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, cast
 
 import typer
 
+from app.cli_support import fail, graph_connection, note
+from app.commands import clip as clip_commands
+
 if TYPE_CHECKING:
-    from kg.graph import Graph
-    from kg.registry import ModelVersion
+    from kg.repo.registry import ModelVersion
+    from kg.store.graph import Graph
     from models.captions import Granularity
     from models.types import DiseaseSets
 
@@ -35,22 +38,13 @@ CXR_SOURCE: Final = "CXR_PACK"
 RUN_MARKERS: Final = ("run.json", "checkpoint.pt", "metrics.json")  # a directory holding a (started) run
 
 
-def _exit(message: str, code: int = 2) -> None:
-    typer.echo(f"phenokg: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _note(message: str) -> None:
-    typer.echo(f"phenokg: {message}", err=True)
-
-
 # ---- train ----------------------------------------------------------------------------------------------
 
 
 def knowledge_views(graph: Graph, branch: str | None) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, Any]]:
     """The knowledge encoder's training data: phenotype views of ``branch``, id redirects, provenance."""
-    from kg.build import build_meta, current_release
-    from kg.training_views import id_redirects, phenotype_attributes
+    from kg.ingest.build import build_meta, current_release
+    from kg.repo.training_views import id_redirects, phenotype_attributes
 
     views = phenotype_attributes(graph, branch=branch)
     redirects = id_redirects(graph)
@@ -94,11 +88,10 @@ def train_knowledge_encoder_command(
     if base_model is not None and not base_model.expanduser().exists():
         raise FileNotFoundError(f"--base-model {base_model}: no such directory")
 
-    from app.cli import graph_connection
     from kg.config import GraphSettings
     from kg.errors import NotFoundError
-    from kg.registry import ModelVersion, get_model, register_model, update_metrics
-    from kg.registry import activate_model as activate_version
+    from kg.repo.registry import ModelVersion, get_model, register_model, update_metrics
+    from kg.repo.registry import activate_model as activate_version
     from models.knowledge import KnowledgeTrainConfig
     from models.knowledge_eval import read_gold_mentions
     from models.knowledge_run import KIND, RUN_FILE, run_knowledge_training
@@ -116,7 +109,7 @@ def train_knowledge_encoder_command(
         if gold_path.is_file():
             mentions = read_gold_mentions(gold_path)
         elif gold == DEFAULT_GOLD:
-            _note(f"note: {gold_path} not found: skipping the normalisation evaluation")
+            note(f"note: {gold_path} not found: skipping the normalisation evaluation")
             gold_path = None
         else:
             raise FileNotFoundError(f"--gold {gold}: no such file")
@@ -132,7 +125,7 @@ def train_knowledge_encoder_command(
         model_id = new_model_id(KIND)
         out = GraphSettings().models_dir / KIND / model_id
     elif resume and not (out / RUN_FILE).is_file():
-        _note(f"note: {out} holds no interrupted run: starting afresh")
+        note(f"note: {out} holds no interrupted run: starting afresh")
     config = KnowledgeTrainConfig(
         model_path=str(base_model.expanduser().resolve()) if base_model is not None else None, **train)
     result = run_knowledge_training(
@@ -162,7 +155,7 @@ def train_knowledge_encoder_command(
 def model_version_from_dir(directory: Path) -> ModelVersion:
     """The :class:`ModelVersion` a model directory written by a training run describes (its config.json gives
     the id, kind, data hash, seed and code version); ``ValueError`` when it is not a phenokg training run."""
-    from kg.registry import ModelVersion
+    from kg.repo.registry import ModelVersion
     from models.registry import read_model_dir
 
     model_dir = read_model_dir(directory)
@@ -184,10 +177,10 @@ def reembed(graph: Graph, version: ModelVersion, *, progress: bool = True) -> di
     it (the API notices the new embedding stamp and loads the encoder recorded with the vectors)."""
     if version.kind != "knowledge-encoder":
         return None
-    from app.commands.normalize import ensure_embeddings
+    from app.embedding_service import ensure_embeddings
     from models.registry import knowledge_encoder_dir
 
-    _note(f"re-embedding the phenotypes with {version.id} (search and normalisation switch to it)")
+    note(f"re-embedding the phenotypes with {version.id} (search and normalisation switch to it)")
     report = ensure_embeddings(graph, knowledge_encoder_dir(version.path), progress=progress)
     return report.as_dict()
 
@@ -198,7 +191,7 @@ def reembed(graph: Graph, version: ModelVersion, *, progress: bool = True) -> di
 def _load_disease(graph: Graph, disease_id: str) -> DiseaseSets:
     import difflib
 
-    from kg.training_views import disease_sets
+    from kg.repo.training_views import disease_sets
     from models.views import to_disease_sets
 
     rows = disease_sets(graph, ids=[disease_id])
@@ -209,7 +202,7 @@ def _load_disease(graph: Graph, disease_id: str) -> DiseaseSets:
     close = [lowered[disease_id.casefold()]] if disease_id.casefold() in lowered else \
         difflib.get_close_matches(disease_id, known, n=3, cutoff=0.8)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    _exit(f"unknown disease id {disease_id!r}{hint}", 2)
+    fail(f"unknown disease id {disease_id!r}{hint}", 2)
     raise AssertionError  # unreachable
 
 
@@ -240,7 +233,7 @@ def _caption_warnings() -> Iterator[None]:
         text = str(w.message)
         if issubclass(w.category, CaptionDataWarning) and text not in seen:
             seen.add(text)
-            _note(f"note: {text}")
+            note(f"note: {text}")
 
 
 # ---- models ---------------------------------------------------------------------------------------------
@@ -249,13 +242,12 @@ def _caption_warnings() -> Iterator[None]:
 def _model_or_exit(graph: Graph, model_id: str) -> ModelVersion:
     """The registered version ``model_id``; an unknown id is bad input (exit 2), not a failure."""
     from kg.errors import NotFoundError
-    from kg.registry import get_model
+    from kg.repo.registry import get_model
 
     try:
         return get_model(graph, model_id)
     except NotFoundError as exc:
-        _exit(str(exc), 2)
-        raise AssertionError from exc  # unreachable: _exit raises
+        fail(str(exc), 2)
 
 
 def _metric_summary(m: ModelVersion) -> str:
@@ -263,221 +255,212 @@ def _metric_summary(m: ModelVersion) -> str:
     return " ".join(f"{k}={v:.3f}" for k, v in head.items() if isinstance(v, (int, float)))
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``train``, ``captions`` and ``models`` to the ``phenokg`` app."""
-    from app.cli import graph_connection, handle_errors
 
-    train_app = typer.Typer(help="Train models on the graph (knowledge encoder, image–text model).",
-                            no_args_is_help=True)
-    models_app = typer.Typer(help="Registered model versions (one active per kind).", no_args_is_help=True)
-    app.add_typer(train_app, name="train")
-    app.add_typer(models_app, name="models")
-    from app.commands import clip as clip_commands
+app = typer.Typer()  # captions
+train_app = typer.Typer(help="Train models on the graph (knowledge encoder, image–text model).",
+                        no_args_is_help=True)
+models_app = typer.Typer(help="Registered model versions (one active per kind).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(models_app, name="models")
+train_app.add_typer(clip_commands.train_app)
 
-    clip_commands.register(app, train_app)
+@train_app.command("knowledge-encoder")
+def train_knowledge(
+    out: Annotated[Path | None, typer.Option(help="Model directory (default: PHENOKG_HOME/models/"
+                                                  "knowledge-encoder/<id>).")] = None,
+    base_model: Annotated[Path | None, typer.Option(
+        help="Initial text model: any local Hugging Face / sentence-transformers directory "
+             "(default: the packaged all-MiniLM-L6-v2).")] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs (ignored with --max-steps).")] = 1,
+    batch_size: Annotated[int, typer.Option(min=2, help="Phenotypes per batch (in-batch negatives).")] = 64,
+    lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = 2e-5,
+    tau: Annotated[float, typer.Option(min=1e-4, help="InfoNCE temperature.")] = 0.07,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the batches and the weights' RNG.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out.")] = False,
+    held_out_fraction: Annotated[float, typer.Option(
+        min=0.0, max=0.9, help="Fraction of phenotypes (with a definition or synonym) held out.")] = 0.05,
+    activate: Annotated[bool, typer.Option("--activate", help="Make it the active knowledge encoder.")] = False,
+    gold: Annotated[Path | None, typer.Option(
+        help="Gold mentions for normalisation (GSC+ format), relative to the repository root; "
+             "'none' skips it.")] = DEFAULT_GOLD,
+    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline",
+                                           help="Also evaluate the untrained base model.")] = True,
+    branch: Annotated[str, typer.Option(help="Ontology branch to train on ('all': every live term).")
+                      ] = "HP:0000118",
+    max_length: Annotated[int, typer.Option(min=8, help="Tokens per attribute.")] = 64,
+    warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 0,
+    name_anchor_prob: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Probability that one side of a pair is the phenotype's name.")] = 0.5,
+    kind_weights: Annotated[str | None, typer.Option(
+        help="Sampling weight per attribute kind, e.g. 'synonym=3,definition=1,relation=0.5' "
+             "(kinds not named weigh 1).")] = None,
+    trainable_layers: Annotated[int | None, typer.Option(
+        min=1, help="Train only the top N transformer layers (default: all).")] = None,
+    paraphrases: Annotated[bool, typer.Option(
+        "--paraphrases/--no-paraphrases",
+        help="Add mention-style paraphrases of grouping terms ('cutaneous abnormalities' for "
+             "Abnormality of the skin) as a 'paraphrase' attribute kind.")] = False,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N].")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train the phenotype knowledge encoder (seed 004 stage 1), evaluate it against the base model on
+    held-out phenotypes and gold mentions, and register it as a ModelVersion."""
+    train = {"seed": seed, "batch_size": batch_size, "lr": lr, "epochs": epochs, "max_steps": max_steps,
+             "temperature": tau, "max_length": max_length, "warmup_steps": warmup_steps,
+             "name_anchor_prob": name_anchor_prob, "kind_weights": parse_kind_weights(kind_weights),
+             "trainable_layers": trainable_layers, "paraphrases": paraphrases}
+    summary = train_knowledge_encoder_command(
+        out, base_model, train, resume=resume, held_out_fraction=held_out_fraction, activate=activate,
+        gold=gold, baseline=baseline, branch=None if branch.lower() == "all" else branch, device=device,
+        quiet=quiet,
+    )
+    typer.echo(json.dumps(summary, indent=2, sort_keys=True))
 
-    @train_app.command("knowledge-encoder")
-    @handle_errors
-    def train_knowledge(
-        out: Annotated[Path | None, typer.Option(help="Model directory (default: PHENOKG_HOME/models/"
-                                                      "knowledge-encoder/<id>).")] = None,
-        base_model: Annotated[Path | None, typer.Option(
-            help="Initial text model: any local Hugging Face / sentence-transformers directory "
-                 "(default: the packaged all-MiniLM-L6-v2).")] = None,
-        epochs: Annotated[int, typer.Option(min=1, help="Epochs (ignored with --max-steps).")] = 1,
-        batch_size: Annotated[int, typer.Option(min=2, help="Phenotypes per batch (in-batch negatives).")] = 64,
-        lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = 2e-5,
-        tau: Annotated[float, typer.Option(min=1e-4, help="InfoNCE temperature.")] = 0.07,
-        max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps.")] = None,
-        seed: Annotated[int, typer.Option(help="Seed of the split, the batches and the weights' RNG.")] = 0,
-        resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out.")] = False,
-        held_out_fraction: Annotated[float, typer.Option(
-            min=0.0, max=0.9, help="Fraction of phenotypes (with a definition or synonym) held out.")] = 0.05,
-        activate: Annotated[bool, typer.Option("--activate", help="Make it the active knowledge encoder.")] = False,
-        gold: Annotated[Path | None, typer.Option(
-            help="Gold mentions for normalisation (GSC+ format), relative to the repository root; "
-                 "'none' skips it.")] = DEFAULT_GOLD,
-        baseline: Annotated[bool, typer.Option("--baseline/--no-baseline",
-                                               help="Also evaluate the untrained base model.")] = True,
-        branch: Annotated[str, typer.Option(help="Ontology branch to train on ('all': every live term).")
-                          ] = "HP:0000118",
-        max_length: Annotated[int, typer.Option(min=8, help="Tokens per attribute.")] = 64,
-        warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 0,
-        name_anchor_prob: Annotated[float, typer.Option(
-            min=0.0, max=1.0, help="Probability that one side of a pair is the phenotype's name.")] = 0.5,
-        kind_weights: Annotated[str | None, typer.Option(
-            help="Sampling weight per attribute kind, e.g. 'synonym=3,definition=1,relation=0.5' "
-                 "(kinds not named weigh 1).")] = None,
-        trainable_layers: Annotated[int | None, typer.Option(
-            min=1, help="Train only the top N transformer layers (default: all).")] = None,
-        paraphrases: Annotated[bool, typer.Option(
-            "--paraphrases/--no-paraphrases",
-            help="Add mention-style paraphrases of grouping terms ('cutaneous abnormalities' for "
-                 "Abnormality of the skin) as a 'paraphrase' attribute kind.")] = False,
-        device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N].")] = "auto",
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    ) -> None:
-        """Train the phenotype knowledge encoder (seed 004 stage 1), evaluate it against the base model on
-        held-out phenotypes and gold mentions, and register it as a ModelVersion."""
-        train = {"seed": seed, "batch_size": batch_size, "lr": lr, "epochs": epochs, "max_steps": max_steps,
-                 "temperature": tau, "max_length": max_length, "warmup_steps": warmup_steps,
-                 "name_anchor_prob": name_anchor_prob, "kind_weights": parse_kind_weights(kind_weights),
-                 "trainable_layers": trainable_layers, "paraphrases": paraphrases}
-        summary = train_knowledge_encoder_command(
-            out, base_model, train, resume=resume, held_out_fraction=held_out_fraction, activate=activate,
-            gold=gold, baseline=baseline, branch=None if branch.lower() == "all" else branch, device=device,
-            quiet=quiet,
-        )
-        typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+@train_app.command("export-views")
+def export_views(
+    file: Annotated[Path, typer.Argument(help="Views file to write (JSON; gzipped if it ends in .gz).")],
+    branch: Annotated[str, typer.Option(help="Ontology branch ('all': every live term).")] = "HP:0000118",
+) -> None:
+    """Write the knowledge encoder's training view (phenotypes with names, definitions, synonyms, parents),
+    the id redirects and provenance to a file, for `python -m models.knowledge_run --views FILE` on a
+    machine without the graph (a GPU box); bring the model directory back with `phenokg models register`."""
+    from models.views import write_views_file
 
-    @train_app.command("export-views")
-    @handle_errors
-    def export_views(
-        file: Annotated[Path, typer.Argument(help="Views file to write (JSON; gzipped if it ends in .gz).")],
-        branch: Annotated[str, typer.Option(help="Ontology branch ('all': every live term).")] = "HP:0000118",
-    ) -> None:
-        """Write the knowledge encoder's training view (phenotypes with names, definitions, synonyms, parents),
-        the id redirects and provenance to a file, for `python -m models.knowledge_run --views FILE` on a
-        machine without the graph (a GPU box); bring the model directory back with `phenokg models register`."""
-        from models.views import write_views_file
+    with graph_connection() as graph:
+        views, redirects, info = knowledge_views(graph, None if branch.lower() == "all" else branch)
+    if not views:
+        fail(f"the graph holds no live phenotype under {branch}: build it first (`phenokg kg build`)", 2)
+    write_views_file(file, views, redirects, info)
+    typer.echo(f"wrote {len(views)} phenotypes and {len(redirects)} id redirects to {file}")
 
-        with graph_connection() as graph:
-            views, redirects, info = knowledge_views(graph, None if branch.lower() == "all" else branch)
-        if not views:
-            _exit(f"the graph holds no live phenotype under {branch}: build it first (`phenokg kg build`)")
-        write_views_file(file, views, redirects, info)
-        typer.echo(f"wrote {len(views)} phenotypes and {len(redirects)} id redirects to {file}")
+@app.command("captions")
+def captions(
+    disease_id: Annotated[str, typer.Argument(help="Disease or finding id, e.g. CXR:pneumonia, OMIM:154700.")],
+    granularity: Annotated[str, typer.Option(
+        help="coarse (d) | medium (d + typical) | fine (d + typical + 'no evidence of' excluded) | all.")
+    ] = "all",
+    n: Annotated[int, typer.Option("--n", min=1, max=50, help="Distinct captions per granularity.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the template and item choice.")] = 0,
+    compare: Annotated[str | None, typer.Option(help="Another disease id: print set-operation "
+                                                     "comparisons instead of captions.")] = None,
+    max_items: Annotated[int | None, typer.Option(min=1, help="At most this many phenotypes per list "
+                                                              "(seeded choice).")] = 8,
+    study: Annotated[str | None, typer.Option(help="Study noun (default: 'chest radiograph' for the chest "
+                                                   "X-ray pack, else 'clinical presentation').")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Set-theory captions (seed 000) from a disease's typical and excluded phenotype sets."""
+    from models.captions import compare as compare_sets
 
-    @app.command("captions")
-    @handle_errors
-    def captions(
-        disease_id: Annotated[str, typer.Argument(help="Disease or finding id, e.g. CXR:pneumonia, OMIM:154700.")],
-        granularity: Annotated[str, typer.Option(
-            help="coarse (d) | medium (d + typical) | fine (d + typical + 'no evidence of' excluded) | all.")
-        ] = "all",
-        n: Annotated[int, typer.Option("--n", min=1, max=50, help="Distinct captions per granularity.")] = 3,
-        seed: Annotated[int, typer.Option(help="Seed of the template and item choice.")] = 0,
-        compare: Annotated[str | None, typer.Option(help="Another disease id: print set-operation "
-                                                         "comparisons instead of captions.")] = None,
-        max_items: Annotated[int | None, typer.Option(min=1, help="At most this many phenotypes per list "
-                                                                  "(seeded choice).")] = 8,
-        study: Annotated[str | None, typer.Option(help="Study noun (default: 'chest radiograph' for the chest "
-                                                       "X-ray pack, else 'clinical presentation').")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
-    ) -> None:
-        """Set-theory captions (seed 000) from a disease's typical and excluded phenotype sets."""
-        from models.captions import compare as compare_sets
+    if granularity not in GRANULARITY_CHOICES:
+        fail(f"--granularity must be one of {', '.join(GRANULARITY_CHOICES)}, not {granularity!r}", 2)
+    with graph_connection() as graph:
+        d = _load_disease(graph, disease_id)
+        other = _load_disease(graph, compare) if compare is not None else None
+        from kg.repo.training_views import disease_sets
 
-        if granularity not in GRANULARITY_CHOICES:
-            _exit(f"--granularity must be one of {', '.join(GRANULARITY_CHOICES)}, not {granularity!r}", 2)
-        with graph_connection() as graph:
-            d = _load_disease(graph, disease_id)
-            other = _load_disease(graph, compare) if compare is not None else None
-            from kg.training_views import disease_sets
-
-            source = disease_sets(graph, ids=[d.id])[0]["source"]
-        header = {"id": d.id, "name": d.name, "source": source, "typical": len(d.typical),
-                  "excluded": len(d.excluded)}
-        with _caption_warnings():
-            if other is not None:
-                items = compare_sets(d, other)
-                if as_json:
-                    typer.echo(json.dumps({"a": header, "b": {"id": other.id, "name": other.name},
-                                           "comparisons": [{"kind": c.kind, "items": [list(i) for i in c.items],
-                                                            "text": c.text} for c in items]}, indent=2))
-                    return
-                typer.echo(f"{d.id} {d.name}  vs  {other.id} {other.name}")
-                for c in items:
-                    typer.echo(f"  [{c.kind}] {c.text}")
-                if not items:
-                    typer.echo("  (no set operation yields a statement: the sets do not overlap)")
+        source = disease_sets(graph, ids=[d.id])[0]["source"]
+    header = {"id": d.id, "name": d.name, "source": source, "typical": len(d.typical),
+              "excluded": len(d.excluded)}
+    with _caption_warnings():
+        if other is not None:
+            items = compare_sets(d, other)
+            if as_json:
+                typer.echo(json.dumps({"a": header, "b": {"id": other.id, "name": other.name},
+                                       "comparisons": [{"kind": c.kind, "items": [list(i) for i in c.items],
+                                                        "text": c.text} for c in items]}, indent=2))
                 return
-            study_text = study or ("chest radiograph" if source == CXR_SOURCE else "clinical presentation")
-            levels: list[Granularity] = (["coarse", "medium", "fine"] if granularity == "all"
-                                         else [cast("Granularity", granularity)])
-            result = {g: _distinct_captions(d, g, n, seed, max_items, study_text) for g in levels}
-        if as_json:
-            typer.echo(json.dumps({**header, "captions": result}, indent=2, ensure_ascii=False))
+            typer.echo(f"{d.id} {d.name}  vs  {other.id} {other.name}")
+            for c in items:
+                typer.echo(f"  [{c.kind}] {c.text}")
+            if not items:
+                typer.echo("  (no set operation yields a statement: the sets do not overlap)")
             return
-        typer.echo(f"{d.id} {d.name}  ({source}; typical {len(d.typical)}, excluded {len(d.excluded)})")
-        for g, texts in result.items():
-            typer.echo(f"{g}:")
-            for text in texts:
-                typer.echo(f"  {text}")
+        study_text = study or ("chest radiograph" if source == CXR_SOURCE else "clinical presentation")
+        levels: list[Granularity] = (["coarse", "medium", "fine"] if granularity == "all"
+                                     else [cast("Granularity", granularity)])
+        result = {g: _distinct_captions(d, g, n, seed, max_items, study_text) for g in levels}
+    if as_json:
+        typer.echo(json.dumps({**header, "captions": result}, indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"{d.id} {d.name}  ({source}; typical {len(d.typical)}, excluded {len(d.excluded)})")
+    for g, texts in result.items():
+        typer.echo(f"{g}:")
+        for text in texts:
+            typer.echo(f"  {text}")
 
-    @models_app.command("list")
-    @handle_errors
-    def models_list(
-        kind: Annotated[str | None, typer.Option(help="Only this kind (knowledge-encoder, clip, …).")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per version.")] = False,
-    ) -> None:
-        """Registered model versions, newest first (* marks the active one of each kind)."""
-        from kg.registry import list_models
+@models_app.command("list")
+def models_list(
+    kind: Annotated[str | None, typer.Option(help="Only this kind (knowledge-encoder, clip, …).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per version.")] = False,
+) -> None:
+    """Registered model versions, newest first (* marks the active one of each kind)."""
+    from kg.repo.registry import list_models
 
-        with graph_connection() as graph:
-            versions = list_models(graph, kind)
-        if as_json:
-            for m in versions:
-                sys.stdout.write(json.dumps(m.to_dict(), sort_keys=True) + "\n")
-            return
-        if not versions:
-            typer.echo("no registered models" + (f" of kind {kind}" if kind else ""))
-            return
+    with graph_connection() as graph:
+        versions = list_models(graph, kind)
+    if as_json:
         for m in versions:
-            typer.echo(f"{'*' if m.active else ' '} {m.id}  {m.kind}  {m.created_at}  {_metric_summary(m)}  "
-                       f"{m.path}".rstrip())
+            sys.stdout.write(json.dumps(m.to_dict(), sort_keys=True) + "\n")
+        return
+    if not versions:
+        typer.echo("no registered models" + (f" of kind {kind}" if kind else ""))
+        return
+    for m in versions:
+        typer.echo(f"{'*' if m.active else ' '} {m.id}  {m.kind}  {m.created_at}  {_metric_summary(m)}  "
+                   f"{m.path}".rstrip())
 
-    @models_app.command("show")
-    @handle_errors
-    def models_show(model_id: Annotated[str, typer.Argument(help="Model version id.")]) -> None:
-        """One model version as JSON (config and metrics included)."""
-        with graph_connection() as graph:
-            m = _model_or_exit(graph, model_id)
-        typer.echo(json.dumps(m.to_dict(), indent=2, sort_keys=True))
+@models_app.command("show")
+def models_show(model_id: Annotated[str, typer.Argument(help="Model version id.")]) -> None:
+    """One model version as JSON (config and metrics included)."""
+    with graph_connection() as graph:
+        m = _model_or_exit(graph, model_id)
+    typer.echo(json.dumps(m.to_dict(), indent=2, sort_keys=True))
 
-    @models_app.command("register")
-    @handle_errors
-    def models_register(
-        directory: Annotated[Path, typer.Argument(help="Model directory written by a training run elsewhere "
-                                                       "(config.json, metrics.json, safetensors).")],
-        activate: Annotated[bool, typer.Option("--activate", help="Make it the active one of its kind.")] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    ) -> None:
-        """Record a model directory trained on another machine (`python -m models.knowledge_run`, or a
-        copied run) as a ModelVersion, with the id, data hash, seed and code version its config.json holds."""
-        from kg.registry import activate_model as activate_version
-        from kg.registry import register_model
+@models_app.command("register")
+def models_register(
+    directory: Annotated[Path, typer.Argument(help="Model directory written by a training run elsewhere "
+                                                   "(config.json, metrics.json, safetensors).")],
+    activate: Annotated[bool, typer.Option("--activate", help="Make it the active one of its kind.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Record a model directory trained on another machine (`python -m models.knowledge_run`, or a
+    copied run) as a ModelVersion, with the id, data hash, seed and code version its config.json holds."""
+    from kg.repo.registry import activate_model as activate_version
+    from kg.repo.registry import register_model
 
-        version = model_version_from_dir(directory)
-        with graph_connection() as graph:
-            m = register_model(graph, version)
-            typer.echo(f"registered {m.id} ({m.kind}): {m.path}")
-            if activate:
-                m = activate_version(graph, m.id)
-                typer.echo(f"activated {m.id}")
-                reembed(graph, m, progress=not quiet)
+    version = model_version_from_dir(directory)
+    with graph_connection() as graph:
+        m = register_model(graph, version)
+        typer.echo(f"registered {m.id} ({m.kind}): {m.path}")
+        if activate:
+            m = activate_version(graph, m.id)
+            typer.echo(f"activated {m.id}")
+            reembed(graph, m, progress=not quiet)
 
-    @models_app.command("activate")
-    @handle_errors
-    def models_activate(
-        model_id: Annotated[str, typer.Argument(help="Model version id (see `phenokg models list`).")],
-        force: Annotated[bool, typer.Option("--force", help="Activate even if its directory is missing.")] = False,
-        embed: Annotated[bool, typer.Option("--embed/--no-embed", help="Knowledge encoders: re-embed the "
-                                            "phenotypes with it now (search switches to it).")] = True,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    ) -> None:
-        """Make a model version the active one of its kind (the others of that kind are deactivated); a knowledge
-        encoder also re-embeds the phenotypes used by search and normalisation."""
-        from kg.registry import activate_model
+@models_app.command("activate")
+def models_activate(
+    model_id: Annotated[str, typer.Argument(help="Model version id (see `phenokg models list`).")],
+    force: Annotated[bool, typer.Option("--force", help="Activate even if its directory is missing.")] = False,
+    embed: Annotated[bool, typer.Option("--embed/--no-embed", help="Knowledge encoders: re-embed the "
+                                        "phenotypes with it now (search switches to it).")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Make a model version the active one of its kind (the others of that kind are deactivated); a knowledge
+    encoder also re-embeds the phenotypes used by search and normalisation."""
+    from kg.repo.registry import activate_model
 
-        with graph_connection() as graph:
-            m = _model_or_exit(graph, model_id)
-            if not force and not Path(m.path).is_dir():
-                _exit(f"model directory of {model_id} is missing: {m.path} (use --force to activate anyway)", 2)
-            m = activate_model(graph, model_id)
-            typer.echo(f"activated {m.id} ({m.kind}): {m.path}")
-            if embed and Path(m.path).is_dir():
-                report = reembed(graph, m, progress=not quiet)
-                if report is not None:
-                    typer.echo(f"phenotype vectors: {report['embedded_strings']} strings embedded "
-                               f"({report['encoder']})")
+    with graph_connection() as graph:
+        m = _model_or_exit(graph, model_id)
+        if not force and not Path(m.path).is_dir():
+            fail(f"model directory of {model_id} is missing: {m.path} (use --force to activate anyway)", 2)
+        m = activate_model(graph, model_id)
+        typer.echo(f"activated {m.id} ({m.kind}): {m.path}")
+        if embed and Path(m.path).is_dir():
+            report = reembed(graph, m, progress=not quiet)
+            if report is not None:
+                typer.echo(f"phenotype vectors: {report['embedded_strings']} strings embedded "
+                           f"({report['encoder']})")
+
+

@@ -2,7 +2,7 @@
 
 ``POST /jobs`` validates the config (:mod:`app.jobs.configs`), exports the training data from the graph into
 ``$PHENOKG_HOME/jobs/<id>/`` (the views file of ``phenokg train export-views``, or the evidence of a dataset for
-an image–text model), writes ``spec.json`` and records a queued ``TrainingJob`` (:mod:`kg.jobs`). A background
+an image–text model), writes ``spec.json`` and records a queued ``TrainingJob`` (:mod:`kg.repo.jobs`). A background
 thread then submits it to Ray (``python -m models.job_entry <dir>``, the project's interpreter) and reconciles
 every live job each ``PHENOKG_JOBS_POLL_S``: Ray's status, progress and the metrics history from the run's
 ``metrics.jsonl``, the log tail; on success it registers the model directory as an inactive ``ModelVersion``
@@ -28,9 +28,9 @@ from typing import Any, Final
 from app.config import AppSettings
 from app.jobs.configs import ClipOptions, JobConfig, KnowledgeOptions
 from app.jobs.ray_client import RayJobs, RayUnavailableError
-from kg import jobs as J
 from kg.errors import NotFoundError, ValidationError
-from kg.graph import Graph
+from kg.repo import jobs as J
+from kg.store.graph import Graph
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class JobManager:
 
     def _export_clip(self, config: JobConfig, job_dir: Path) -> tuple[Path, dict[str, Any], JobConfig]:
         from app.commands.clip import load_clip_data, resolve_text_model
-        from kg.build import current_release
+        from kg.ingest.build import current_release
         from models.job_entry import write_clip_data_file
 
         options = config.options
@@ -294,7 +294,7 @@ class JobManager:
 
     def _succeed(self, job: J.TrainingJob, result: dict[str, Any], finished: str | None = None) -> J.TrainingJob:
         from app.commands.training import model_version_from_dir
-        from kg.registry import get_model, register_model
+        from kg.repo.registry import get_model, register_model
 
         try:
             version = model_version_from_dir(Path(str(result["out_dir"])))

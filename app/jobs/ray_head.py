@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from kg.embedded import free_port, pid_alive
+from kg.store.embedded import free_port, pid_alive
 
 log = logging.getLogger(__name__)
 

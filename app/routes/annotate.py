@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header
 
-from app.deps import CacheDep
+from app.deps import ServicesDep
 from app.problems import ProblemError
 from app.schemas_terms import (
     MAX_DOCUMENT_CHARS,
@@ -22,7 +22,6 @@ from app.schemas_terms import (
     MentionOut,
     Problem,
 )
-from kg.annotate import LINKER_KEY, linker_from_snapshot
 
 router = APIRouter(tags=["annotate"])
 
@@ -46,13 +45,13 @@ def _body_size(content_length: Annotated[str | None, Header(include_in_schema=Fa
                          "name, the lexicon string that matched, and whether it is negated (\"no pleural "
                          "effusion\") or uncertain (\"possible cardiomegaly\"). Empty texts give no mentions.",
              responses={413: {"model": Problem, "description": "Request body or total text too large"}})
-def annotate(request: AnnotateRequest, cache: CacheDep) -> AnnotateResponse:
+def annotate(request: AnnotateRequest, services: ServicesDep) -> AnnotateResponse:
     total = sum(len(d.text) for d in request.documents)
     if total > MAX_TOTAL_CHARS:
         raise ProblemError(413, "Content Too Large",
                            f"the documents hold {total:,} characters; at most {MAX_TOTAL_CHARS:,} per request "
                            "(split the batch)")
-    linker = cache.derived(LINKER_KEY, linker_from_snapshot)
+    linker = services.linker()
     out = []
     for position, document in enumerate(request.documents):
         mentions = linker.annotate(document.text) if document.text else []

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.deps import CacheDep, GraphDep
-from app.routes.terms import TERM_ERRORS, TermIdPath, resolve_or_raise, resolved_ref
+from app.deps import GraphDep, ServicesDep
 from app.schemas_terms import (
     DISEASE_ID_PATTERN,
     MAX_OFFSET,
@@ -21,65 +19,18 @@ from app.schemas_terms import (
     DiseaseRelation,
     DiseaseSearch,
     OnsetRef,
-    PhenotypeDisease,
     PhenotypeDiseasePage,
     Problem,
 )
-from kg.diseases import DiseaseAnnotation, NameIndex, PhenotypeDiseases, disease_detail
+from app.term_refs import TERM_ERRORS, TermIdPath, resolve_or_raise, resolved_ref
+from kg.analysis.snapshot import GraphSnapshot
 from kg.errors import NotFoundError
-from kg.hierarchy import descendants
-from kg.snapshot import GraphSnapshot
+from kg.repo.diseases import DiseaseAnnotation, disease_detail
 
 router = APIRouter(tags=["diseases"])
 
 SourceQuery = Annotated[str | None, Query(pattern=SOURCE_PATTERN, examples=["OMIM"],
                                           description="OMIM, ORPHA, DECIPHER or CXR_PACK (case-insensitive)")]
-
-
-class DiseaseIndex:
-    """Per-snapshot: phenotype → diseases (both relations), the name index, and a memo of sorted answers."""
-
-    MAX_ENTRIES = 256
-
-    def __init__(self, snapshot: GraphSnapshot) -> None:
-        self.snapshot = snapshot
-        self.by_phenotype = PhenotypeDiseases.from_snapshot(snapshot)
-        self.names = NameIndex((d.id, d.name, d.source) for d in snapshot.diseases.values())
-        self._by_upper = {d.upper(): d for d in snapshot.diseases}
-        self._memo: dict[tuple[str, DiseaseRelation, bool], list[PhenotypeDisease]] = {}
-        self._lock = threading.Lock()
-
-    def canonical(self, disease_id: str) -> str:
-        """The stored id for ``disease_id`` compared case-insensitively (``omim:154700`` → ``OMIM:154700``)."""
-        return disease_id if disease_id in self.snapshot.diseases else self._by_upper.get(disease_id.upper(),
-                                                                                          disease_id)
-
-    def for_phenotype(self, term_id: str, relation: DiseaseRelation,
-                      include_descendants: bool) -> list[PhenotypeDisease]:
-        key = (term_id, relation, include_descendants)
-        found = self._memo.get(key)
-        if found is not None:
-            return found
-        phenotypes = [term_id]
-        if include_descendants:
-            phenotypes += sorted(descendants(self.snapshot.view, term_id))
-        rows = self.by_phenotype.diseases(phenotypes, relation)
-        diseases = self.snapshot.diseases
-        found = []
-        for did, (frequency, via) in rows.items():
-            info = diseases.get(did)
-            found.append(PhenotypeDisease(id=did, name=info.name if info else "", source=info.source if info else "",
-                                          relation=relation, frequency=frequency, phenotypes=via))
-        found.sort(key=lambda r: (-(r.frequency if r.frequency is not None else -1.0), r.id))
-        with self._lock:
-            if len(self._memo) >= self.MAX_ENTRIES:
-                self._memo.clear()
-            self._memo[key] = found
-        return found
-
-
-def _index(cache: CacheDep) -> DiseaseIndex:
-    return cache.derived("api.diseases.index", DiseaseIndex)
 
 
 @router.get("/terms/{term_id}/diseases", response_model=PhenotypeDiseasePage, responses=TERM_ERRORS,
@@ -88,14 +39,14 @@ def _index(cache: CacheDep) -> DiseaseIndex:
                         "frequency); `relation=excluded`: its excluded set does. `include_descendants=true` also "
                         "counts annotations to terms below it (one row per disease, `phenotypes` lists which).")
 def term_diseases(
-    term_id: TermIdPath, cache: CacheDep,
+    term_id: TermIdPath, services: ServicesDep,
     relation: Annotated[DiseaseRelation, Query(description="typical or excluded")] = "typical",
     source: SourceQuery = None,
     include_descendants: Annotated[bool, Query(description="Also annotations to descendant terms")] = False,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> PhenotypeDiseasePage:
-    index = _index(cache)
+    index = services.diseases()
     snapshot = index.snapshot
     found = resolve_or_raise(snapshot, term_id)
     assert found.current is not None
@@ -114,12 +65,12 @@ def term_diseases(
                         "in `q` ranks first. Without `q`, diseases are listed by id. A `q` with no words finds "
                         "nothing.")
 def search_diseases(
-    cache: CacheDep,
+    services: ServicesDep,
     q: Annotated[str | None, Query(max_length=200, examples=["marfan"], description="Words of the name")] = None,
     source: SourceQuery = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> DiseaseSearch:
-    index = _index(cache)
+    index = services.diseases()
     rows = index.names.search(q, source=source) if q is not None else index.names.all(source=source)
     return DiseaseSearch(query=q, source=source, total=len(rows), limit=limit,
                          items=[DiseaseRef(id=i, name=n, source=s) for i, n, s in rows[:limit]])
@@ -141,10 +92,10 @@ def _annotation(snapshot: GraphSnapshot, a: DiseaseAnnotation) -> DiseasePhenoty
                         "inheritance `I`, clinical course `C`, modifiers `M` and past history `H` too).")
 def get_disease(
     disease_id: Annotated[str, Path(pattern=DISEASE_ID_PATTERN, examples=["OMIM:154700"])],
-    graph: GraphDep, cache: CacheDep,
+    graph: GraphDep, services: ServicesDep,
     aspect: Annotated[AspectFilter, Query(description="P (default), I, C, M, H, or all")] = "P",
 ) -> Disease:
-    index = _index(cache)
+    index = services.diseases()
     snapshot = index.snapshot
     canonical = index.canonical(disease_id)
     detail = disease_detail(graph, canonical, None if aspect == "all" else [aspect])

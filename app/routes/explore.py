@@ -15,10 +15,9 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from app.deps import CacheDep, GraphDep, SnapshotDep
-from app.routes.diseases import DiseaseIndex
-from app.routes.terms import TERM_ERRORS, TermIdPath, resolve_or_raise, term_ref
+from app.deps import GraphDep, ServicesDep, SnapshotDep
 from app.schemas_terms import TermRef
+from app.term_refs import TERM_ERRORS, TermIdPath, resolve_or_raise, term_ref
 from kg.errors import NotFoundError
 
 router = APIRouter(tags=["explore"])
@@ -26,7 +25,6 @@ router = APIRouter(tags=["explore"])
 STATIC: Final = Path(__file__).resolve().parents[1] / "static"
 NEO4J_DIR: Final = STATIC / "neo4j"
 SAVED_QUERIES: Final = NEO4J_DIR / "queries.cypher"
-DISEASE_INDEX_KEY: Final = "api.diseases.index"  # shared with app.routes.diseases
 
 # Evidence nodes linked to one phenotype, both relations, newest first; counted once for the total.
 EVIDENCE_OF_PHENOTYPE: Final[LiteralString] = """
@@ -123,12 +121,12 @@ def _evidence_rows(graph: Any, term_id: str, skip: int, limit: int) -> tuple[int
                         "(`EXCLUDES`), and evidence images whose captions show it or rule it out. `totals` "
                         "counts all of them; the lists stop at the limits.")
 def neighbourhood(
-    term_id: TermIdPath, cache: CacheDep, graph: GraphDep,
+    term_id: TermIdPath, services: ServicesDep, graph: GraphDep,
     children: Annotated[int, Query(ge=0, le=200, description="Most children to include")] = 40,
     diseases: Annotated[int, Query(ge=0, le=200, description="Most diseases per relation")] = 25,
     evidence: Annotated[int, Query(ge=0, le=50, description="Most evidence items")] = 8,
 ) -> Neighbourhood:
-    index: DiseaseIndex = cache.derived(DISEASE_INDEX_KEY, DiseaseIndex)
+    index = services.diseases()
     snapshot = index.snapshot
     found = resolve_or_raise(snapshot, term_id)
     current = found.current

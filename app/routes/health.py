@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from app.deps import GraphDep
 from app.schemas import DatabaseHealth, Health, Release, Version
 from kg import __version__
-from kg.build import build_meta, current_release
 from kg.errors import GraphUnavailableError
+from kg.ingest.build import build_meta, current_release
 
 router = APIRouter(tags=["health"])
 

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from app.deps import CacheDep
-from app.routes.terms import TERM_ERRORS, TermIdPath, resolve_or_raise, resolved_ref, term_ref, term_ref_ic
 from app.schemas_terms import (
     HPO_ID_PATTERN,
     MAX_OFFSET,
@@ -23,9 +22,10 @@ from app.schemas_terms import (
     Problem,
     TermList,
 )
+from app.term_refs import TERM_ERRORS, TermIdPath, resolve_or_raise, resolved_ref, term_ref, term_ref_ic
+from kg.analysis.hierarchy import common_ancestors, descendants, is_a_path, sorted_by_depth
+from kg.analysis.snapshot import GraphSnapshot
 from kg.errors import NotFoundError
-from kg.hierarchy import common_ancestors, descendants, is_a_path, sorted_by_depth
-from kg.snapshot import GraphSnapshot
 
 router = APIRouter(tags=["hierarchy"])
 

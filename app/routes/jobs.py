@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError as PydanticValidationError
 
-from app.auth import require_write_token
+from app.auth import AUTH_ERRORS, require_write_token
 from app.deps import GraphDep
 from app.jobs.configs import validate_config
 from app.jobs.manager import JobConflictError, JobManager
 from app.problems import ProblemError
 from app.schemas_jobs import ID_PATTERN, JobKind, JobList, JobOut, JobRequest, JobStatus
 from app.schemas_terms import Problem, ValidationProblem
-from kg import jobs as J
+from kg.repo import jobs as J
 
 router = APIRouter(tags=["jobs"])
 
 JobIdPath = Annotated[str, Path(pattern=ID_PATTERN, description="Training job id", examples=["job-20261204-a1b2c3"])]
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "No `Authorization: Bearer <token>` header",
-          "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}}},
-    403: {"model": Problem, "description": "The token is not the API token"},
-}
 
 
 def get_manager(request: Request) -> JobManager:

@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from app.auth import require_write_token
+from app.auth import AUTH_ERRORS, require_write_token
 from app.deps import GraphDep
-from app.routes.jobs import AUTH_ERRORS
 from app.schemas_jobs import ID_PATTERN, ModelList, ModelOut
 from app.schemas_terms import Problem
-from kg.registry import activate_model, get_model, list_models
+from kg.repo.registry import activate_model, get_model, list_models
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Each mention gets its top-k live terms with a calibrated score (the estimated probability that the term is
 the one meant), the field and text that matched and whether the match was exact, lexical or semantic; see
-:mod:`kg.normalize`. Shares the search state (lexical index, phenotype vectors, query encoder) with
+:mod:`kg.analysis.normalize`. Shares the search state (lexical index, phenotype vectors, query encoder) with
 ``GET /search`` (:mod:`app.routes.search`).
 """
 
@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.deps import ServicesDep
 from app.problems import ProblemError
-from app.routes.search import SemanticState, get_service
 from app.schemas_terms import Problem
+from app.search_service import SemanticState
+from kg.analysis.normalize import MAX_MENTION_CHARS, MAX_MENTIONS, MAX_TOP_K, Normalizer, prepare_mention
 from kg.errors import NotFoundError
-from kg.normalize import MAX_MENTION_CHARS, MAX_MENTIONS, MAX_TOP_K, Normalizer, prepare_mention
 
 router = APIRouter(tags=["normalize"])
 
@@ -97,8 +98,8 @@ def _body_size(content_length: Annotated[str | None, Header(include_in_schema=Fa
     responses={404: {"model": Problem, "description": "The `branch` term does not exist"},
                413: {"model": Problem, "description": "Request body too large"}},
 )
-def normalize(body: NormalizeRequest, request: Request) -> NormalizeResponse:
-    service = get_service(request.app)
+def normalize(body: NormalizeRequest, services: ServicesDep) -> NormalizeResponse:
+    service = services.search
     searcher, state = service.searcher(semantic=body.semantic)
     allowed = None
     if body.branch:

@@ -1,14 +1,14 @@
 """``POST /rank``: diseases ranked for observed and explicitly absent phenotypes, each with an explanation.
 
-Served from an in-memory :class:`kg.ranking.RankingIndex` of the current snapshot (sparse disease × term
-matrices, rebuilt when the graph's build stamp changes). The score is documented in :mod:`kg.ranking`.
+Served from an in-memory :class:`kg.analysis.ranking.RankingIndex` of the current snapshot (sparse disease × term
+matrices, rebuilt when the graph's build stamp changes). The score is documented in :mod:`kg.analysis.ranking`.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app.deps import CacheDep
+from app.deps import ServicesDep
 from app.schemas_ranking import (
     AbsentEvidence,
     Contradicted,
@@ -20,15 +20,9 @@ from app.schemas_ranking import (
     RankResponse,
     ScorePartsOut,
 )
-from kg.ranking import AbsentTerm, Explanation, RankedDisease, RankingIndex
-from kg.snapshot import SnapshotCache
+from kg.analysis.ranking import AbsentTerm, Explanation, RankedDisease
 
 router = APIRouter(tags=["ranking"])
-
-
-def ranking_index(cache: SnapshotCache) -> RankingIndex:
-    """The ranking index of the current snapshot (built once per snapshot, ~2 s for the full HPO)."""
-    return cache.derived("ranking", RankingIndex.from_snapshot)
 
 
 def explanation_out(names: dict[str, str], e: Explanation) -> ExplanationOut:
@@ -69,15 +63,15 @@ def ranked_out(names: dict[str, str], r: RankedDisease) -> RankedDiseaseOut:
              responses={422: {"description": "Malformed ids, empty or oversized lists, no known present id, "
                                              "or a phenotype both present and absent",
                               "content": {"application/problem+json": {}}}})
-def rank(body: RankRequest, cache: CacheDep) -> Response:
+def rank(body: RankRequest, services: ServicesDep) -> Response:
     """Every disease (or those of ``sources``) scored from how well it explains the observed phenotypes —
     directly or through the hierarchy, weighted by annotated frequency and normalised for annotation-set size —
     with observed phenotypes it excludes counting hard against it, and absent phenotypes counting for it
     (it excludes them, or shows them in only some patients) or against it (its patients nearly always show
     them). The default ``method=likelihood`` gives each term's likelihood ratio in the explanation;
     ``method=ic`` is the earlier information-content score. Unknown ids are listed and ignored."""
-    index = ranking_index(cache)
-    names = cache.get().view.names
+    index = services.ranking()
+    names = services.cache.get().view.names
     ranked = index.rank_query(body.present, body.absent, sources=body.sources, limit=body.limit,
                               explain=body.explain, method=body.method)
     candidates = int(index.source_mask(body.sources).sum())

@@ -19,8 +19,8 @@ from app.deps import GraphDep, SettingsDep
 from app.problems import ProblemError
 from app.retrieval import RetrievalService
 from app.schemas_retrieval import DiseaseHitOut, EvidenceHit, ModelRef, PhenotypeHit, RetrievalResponse
-from kg import queries as Q
-from kg.blobs import BlobStore
+from kg.ingest.blobs import BlobStore
+from kg.store import queries as Q
 
 router = APIRouter(tags=["retrieval"])
 
@@ -32,7 +32,7 @@ _CONTENT_TYPES: Final = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image
 _PROBLEM: Final[dict[str, Any]] = {"content": {"application/problem+json": {}}}
 
 _UPLOAD_BODY: Final[dict[str, Any]] = {"requestBody": {"required": True, "content": {"multipart/form-data": {
-    "schema": {"type": "object", "required": ["file"], "properties": {
+    "schema": {"type": "object", "required": ["file"], "additionalProperties": False, "properties": {
         "file": {"type": "string", "format": "binary", "description": "A PNG or JPEG image (DICOM with pydicom)"}}},
 }}}}
 
@@ -62,6 +62,11 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[bytes, str | N
         if not isinstance(upload, UploadFile):
             raise ProblemError(422, "Unprocessable Content", "the multipart field 'file' (an image file) is missing",
                                errors=[{"loc": ["body", "file"], "msg": "Field required", "type": "missing"}])
+        unexpected = sorted({key for key in form if key != "file"})
+        if unexpected:
+            raise ProblemError(422, "Unprocessable Content", "the upload takes one multipart field, 'file'",
+                               errors=[{"loc": ["body", key], "msg": "Extra inputs are not permitted",
+                                        "type": "extra_forbidden"} for key in unexpected])
         if upload.size is not None and upload.size > max_bytes:
             raise ProblemError(413, "Content Too Large",
                                f"the file is {upload.size} bytes; at most {max_bytes} are accepted")
@@ -73,11 +78,14 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[bytes, str | N
 
 @router.post("/retrieval/image", response_model=RetrievalResponse, openapi_extra=_UPLOAD_BODY,
              summary="Phenotypes, diseases and evidence images for an uploaded image",
-             responses={413: {"description": "The file is larger than PHENOKG_RETRIEVAL_MAX_BYTES", **_PROBLEM},
+             responses={400: {"description": "The multipart body cannot be parsed (or has more than 8 parts)",
+                              **_PROBLEM},
+                        413: {"description": "The file is larger than PHENOKG_RETRIEVAL_MAX_BYTES", **_PROBLEM},
                         415: {"description": "Not a PNG or JPEG image by its bytes (or DICOM without pydicom), "
                                              "or not a multipart upload", **_PROBLEM},
                         422: {"description": "Declared content type lies about the format; truncated or corrupt "
-                                             "image; more pixels than PHENOKG_RETRIEVAL_MAX_PIXELS", **_PROBLEM},
+                                             "image; more pixels than PHENOKG_RETRIEVAL_MAX_PIXELS; no field "
+                                             "'file', or another field beside it", **_PROBLEM},
                         503: {"description": "No image–text model is active (nor PHENOKG_CLIP_MODEL set)",
                               **_PROBLEM}})
 async def retrieve_image(

@@ -1,24 +1,18 @@
 """``POST /similarity``: semantic similarity of two phenotype sets (Resnik / Lin / Jiang–Conrath; BMA or funSimAvg).
 
-Served from an in-memory :class:`kg.semsim.SemSimIndex` of the current snapshot (rebuilt with it).
+Served from an in-memory :class:`kg.analysis.semsim.SemSimIndex` of the current snapshot (rebuilt with it).
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.deps import CacheDep
+from app.deps import ServicesDep
 from app.schemas_ranking import SimilarityRequest, SimilarityResponse, TermBestMatch
+from kg.analysis.semsim import BestMatch, SemSimIndex
 from kg.errors import ValidationError
-from kg.semsim import BestMatch, SemSimIndex
-from kg.snapshot import SnapshotCache
 
 router = APIRouter(tags=["similarity"])
-
-
-def semsim_index(cache: SnapshotCache) -> SemSimIndex:
-    """The similarity index of the current snapshot (built once per snapshot)."""
-    return cache.derived("semsim", SemSimIndex.from_snapshot)
 
 
 def resolve(index: SemSimIndex, ids: list[str], redirected: dict[str, str], unknown: list[str]) -> list[str]:
@@ -46,12 +40,12 @@ def _best(names: dict[str, str], m: BestMatch) -> TermBestMatch:
 @router.post("/similarity", response_model=SimilarityResponse, summary="Similarity of two phenotype sets",
              responses={422: {"description": "Malformed ids, empty or oversized lists, or no known id on a side",
                               "content": {"application/problem+json": {}}}})
-def similarity(body: SimilarityRequest, cache: CacheDep) -> SimilarityResponse:
+def similarity(body: SimilarityRequest, services: ServicesDep) -> SimilarityResponse:
     """Term similarity by ``method`` for every pair, combined by best-match average (``bma``: all best
     matches of both directions averaged) or ``funsimavg`` (mean of the two directions' averages). Unknown
     ids are listed and ignored; alternative and obsolete ids are resolved."""
-    index = semsim_index(cache)
-    names = cache.get().view.names
+    index = services.semsim()
+    names = services.cache.get().view.names
     redirected: dict[str, str] = {}
     unknown: list[str] = []
     a = resolve(index, body.a, redirected, unknown)

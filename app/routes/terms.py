@@ -9,71 +9,16 @@ id 404, a malformed id 422. Ids are accepted as ``HP:0002202``, ``hp:0002202`` o
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 
 from app.deps import SnapshotDep
-from app.problems import ProblemError
 from app.schemas_terms import (
-    HPO_ID_PATTERN,
-    ObsoleteTermProblem,
-    Problem,
-    ResolvedRef,
     Synonym,
     Term,
-    TermRef,
-    TermRefIC,
 )
-from kg.errors import NotFoundError
-from kg.hierarchy import TermResolution, resolve_term
-from kg.snapshot import GraphSnapshot
+from app.term_refs import TERM_ERRORS, TermIdPath, resolve_or_raise, term_ref
 
 router = APIRouter(tags=["terms"])
-
-TermIdPath = Annotated[str, Path(
-    pattern=HPO_ID_PATTERN, description="HPO id (HP:nnnnnnn); an alternative or obsolete id resolves",
-    examples=["HP:0002202"])]
-
-#: Error responses of every route that resolves a term id.
-TERM_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No term has this id"},
-    410: {"model": ObsoleteTermProblem, "description": "Obsolete id without replacement; see `consider`"},
-}
-
-
-def term_ref(snapshot: GraphSnapshot, term_id: str) -> TermRef:
-    info = snapshot.terms.get(term_id)
-    return TermRef(id=term_id, name=info.name if info else snapshot.view.names.get(term_id, ""),
-                   depth=snapshot.view.depth.get(term_id))
-
-
-def term_ref_ic(snapshot: GraphSnapshot, term_id: str) -> TermRefIC:
-    ref = term_ref(snapshot, term_id)
-    return TermRefIC(**ref.model_dump(), ic=snapshot.view.ic.get(term_id))
-
-
-def resolve_or_raise(snapshot: GraphSnapshot, raw: str) -> TermResolution:
-    """The live term for ``raw``; NotFoundError (404) when unknown, ProblemError 410 when obsolete for good."""
-    found = resolve_term(snapshot.view, raw, snapshot.terms)
-    if found.current is not None:
-        return found
-    if found.obsolete:
-        info = snapshot.terms.get(found.id)
-        consider = [term_ref(snapshot, c) for c in (info.consider if info else ())
-                    if snapshot.view.resolve(c) is not None]
-        name = info.name if info else None
-        raise ProblemError(410, "Gone", f"{found.id} is obsolete" + (f" ({name})" if name else "")
-                           + " and has no replacement", obsolete_id=found.id, name=name,
-                           consider=[c.model_dump() for c in consider])
-    raise NotFoundError(f"no term {found.id}")
-
-
-def resolved_ref(snapshot: GraphSnapshot, found: TermResolution) -> ResolvedRef:
-    assert found.current is not None
-    ref = term_ref(snapshot, found.current)
-    return ResolvedRef(**ref.model_dump(), requested_id=found.requested, resolved_from=found.resolved_from)
-
 
 @router.get("/terms/{term_id}", response_model=Term, summary="Look up an HPO term by id",
             responses={200: {"headers": {"Content-Location": {

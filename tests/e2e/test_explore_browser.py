@@ -18,11 +18,10 @@ import pytest
 
 from app.config import AppSettings
 from app.main import create_app
-from kg import jobs as J
 from kg.config import GraphSettings
-from kg.graph import Graph
-from tests.conftest import clear_graph
-from tests.helpers import serve_in_thread
+from kg.repo import jobs as J
+from kg.store.graph import Graph
+from tests.helpers import clear_graph, serve_in_thread
 from tests.integration.explore_data import CARDIOMEGALY, PNEUMONIA, build_mini_with_evidence, png_bytes
 
 pytestmark = pytest.mark.integration
@@ -84,7 +83,8 @@ def _record_finished_jobs(graph: Graph, job_dir: Path) -> None:
     stopped = J.create_job(graph, J.TrainingJob(id="job-browser-stopped", kind="clip", job_dir=str(job_dir),
                                                 model_id="clip-browser", total_steps=50))
     J.update_job(graph, stopped.evolve(status="cancelled", progress=0.4, step=20, metrics={"total": 2.5},
-                                       history=[{"step": h["step"], "total": h["loss"] + 2} for h in history], started_at=J.now(), finished_at=J.now()))
+                                       history=[{"step": h["step"], "total": h["loss"] + 2} for h in history],
+                                       started_at=J.now(), finished_at=J.now()))
 
 
 def graph_counts(page: Any) -> dict[str, int]:

@@ -25,11 +25,10 @@ import pytest
 
 from app.config import AppSettings
 from app.main import create_app
-from kg.build import build
 from kg.config import GraphSettings
-from kg.graph import Graph
-from tests.conftest import clear_graph
-from tests.helpers import serve_in_thread
+from kg.ingest.build import build
+from kg.store.graph import Graph
+from tests.helpers import clear_graph, serve_in_thread
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"

@@ -1,4 +1,4 @@
-"""Helpers shared by the API integration tests: an app over the mini fixture graph, problem+json checks.
+"""Fixtures of the API integration tests: an app over the mini fixture graph.
 
 ``client``: the real app over the mini fixture graph, once per test module (a module may define its own)."""
 
@@ -6,21 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.config import AppSettings
 from app.main import create_app
-from kg.build import build
 from kg.config import GraphSettings
-from kg.graph import Graph
-from tests.conftest import clear_graph
-
-FIXTURES = Path(__file__).parents[1] / "fixtures"
-PROBLEM = "application/problem+json"
+from kg.ingest.build import build
+from kg.store.graph import Graph
+from tests.helpers import FIXTURES, clear_graph
 
 
 @contextmanager
@@ -39,13 +34,3 @@ def mini_app_client(graph: Graph, graph_settings: GraphSettings) -> Iterator[Tes
 def client(graph: Graph, graph_settings: GraphSettings) -> Iterator[TestClient]:
     with mini_app_client(graph, graph_settings) as test_client:
         yield test_client
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    """The response is an RFC 9457 problem with this status."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["status"] == status
-    assert body["title"]
-    return dict(body)

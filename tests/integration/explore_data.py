@@ -7,10 +7,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from kg.build import build
-from kg.evidence import BlobStore, import_evidence, linker_from_graph
-from kg.graph import Graph
-from tests.conftest import FIXTURES, clear_graph
+from kg.ingest.build import build
+from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph
+from kg.store.graph import Graph
+from tests.helpers import FIXTURES, clear_graph
 
 # Captions the linker links to mini-graph terms: pneumonia SHOWS twice, pleural effusion RULES_OUT once.
 CAPTIONS = (

@@ -13,9 +13,8 @@ from app.config import AppSettings
 from app.main import create_app
 from app.routes.explore import SAVED_QUERIES, parse_saved_queries
 from kg.config import GraphSettings
-from kg.graph import Graph
-from tests.conftest import clear_graph
-from tests.integration.conftest import assert_problem
+from kg.store.graph import Graph
+from tests.helpers import assert_problem, clear_graph
 from tests.integration.explore_data import CARDIOMEGALY, EFFUSION, PNEUMONIA, build_mini_with_evidence
 
 pytestmark = pytest.mark.integration

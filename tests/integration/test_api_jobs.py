@@ -25,11 +25,10 @@ from fastapi.testclient import TestClient
 from app.config import AppSettings
 from app.jobs.ray_head import LocalRayHead, dashboard_ready
 from app.main import create_app
-from kg import jobs as J
 from kg.config import GraphSettings
-from kg.graph import Graph
-from tests.conftest import clear_graph
-from tests.integration.conftest import assert_problem
+from kg.repo import jobs as J
+from kg.store.graph import Graph
+from tests.helpers import assert_problem, clear_graph
 from tests.integration.explore_data import build_mini_with_evidence, png_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 
 from app.config import AppSettings
 from app.main import create_app
-from kg.build import build
 from kg.config import GraphSettings
-from kg.graph import Graph
+from kg.ingest.build import build
+from kg.store.graph import Graph
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"

@@ -1,6 +1,6 @@
 """POST /retrieval/image and GET /evidence/{id}/image on the real app and the real embedded graph.
 
-The mini fixture HPO, five evidence images imported through :func:`kg.evidence.import_evidence`, and two
+The mini fixture HPO, five evidence images imported through :func:`kg.ingest.evidence.import_evidence`, and two
 tiny CLIP models (random 2-layer BERT, timm's test EfficientNet, 32 px) trained for two steps on them and
 registered. Covers: 503 before any model is active, upload errors through HTTP, the answer's shape and its
 consistency with the graph (an evidence image finds itself; disease support and contradiction follow the
@@ -27,16 +27,15 @@ from PIL import Image
 from app.config import AppSettings
 from app.main import create_app
 from app.retrieval import NO_MODEL, RetrievalService
-from kg.build import build
 from kg.config import GraphSettings
-from kg.evidence import BlobStore, import_evidence, linker_from_graph
-from kg.graph import Graph
-from kg.registry import ModelVersion, activate_model, register_model
-from kg.training_views import evidence_items
+from kg.ingest.build import build
+from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph
+from kg.repo.registry import ModelVersion, activate_model, register_model
+from kg.repo.training_views import evidence_items
+from kg.store.graph import Graph
 from models.clip_run import ClipData, run_clip_training
 from models.clip_train import ClipTrainConfig
-from tests.conftest import clear_graph
-from tests.integration.conftest import FIXTURES, assert_problem
+from tests.helpers import FIXTURES, assert_problem, clear_graph
 
 pytestmark = pytest.mark.integration
 
@@ -139,6 +138,8 @@ def test_no_active_model_is_503_and_bad_uploads_are_refused_first(client: TestCl
     assert "declared as image/png" in assert_problem(post(client, jpeg.getvalue()), 422)["detail"]
     missing = client.post("/retrieval/image", files={"other": ("x.png", _image(0), "image/png")})
     assert assert_problem(missing, 422)["errors"][0]["loc"] == ["body", "file"]
+    extra = client.post("/retrieval/image", files={"file": ("x.png", _image(0), "image/png")}, data={"k": "3"})
+    assert assert_problem(extra, 422)["errors"][0]["loc"] == ["body", "k"]  # the one field is 'file'
     assert_problem(client.post("/retrieval/image", content=_image(0), headers={"content-type": "image/png"}), 415)
     assert_problem(post(client, _image(0), k=0), 422)
 

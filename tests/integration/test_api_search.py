@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.commands.normalize import ensure_embeddings
 from app.config import AppSettings
+from app.embedding_service import ensure_embeddings
 from app.main import create_app
-from kg.build import build
 from kg.config import GraphSettings
-from kg.embedding_store import embedding_meta, stale_terms
-from kg.graph import Graph
+from kg.ingest.build import build
+from kg.repo.embeddings import embedding_meta, stale_terms
+from kg.store.graph import Graph
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -28,7 +28,7 @@ def _settings(graph_settings: GraphSettings) -> AppSettings:
 @pytest.fixture(scope="module")
 def embedded_graph(graph: Graph) -> Iterator[Graph]:
     """The mini fixtures built and embedded once for the module (13 live terms, ~20 strings)."""
-    from tests.conftest import clear_graph
+    from tests.helpers import clear_graph
 
     clear_graph(graph)
     build(graph, obo=FIXTURES / "mini.obo", hpoa=FIXTURES / "mini.hpoa", include_pack=False, progress=False)
@@ -59,7 +59,7 @@ def test_embeddings_recorded_in_graph_and_idempotent(embedded_graph: Graph) -> N
 def test_vector_index_answers_over_bolt(embedded_graph: Graph) -> None:
     import numpy as np
 
-    from kg.embedding_store import vector_index_query
+    from kg.repo.embeddings import vector_index_query
     from models.embeddings import TextEmbedder
 
     vec = TextEmbedder.load(None).encode_query("Cardiomegaly")
@@ -167,7 +167,7 @@ def test_normalize_limits(client: TestClient) -> None:
 
 def test_without_embeddings_semantic_falls_back(graph: Graph, graph_settings: GraphSettings,
                                                  embedded_graph: Graph) -> None:
-    from kg.embedding_store import EMB_META_GET
+    from kg.repo.embeddings import EMB_META_GET
 
     # a second app on a graph whose embedding record is gone: lexical answers, with a warning
     meta = embedded_graph.read(EMB_META_GET, key="phenotype")[0]["meta"]
@@ -196,7 +196,7 @@ def test_activating_a_knowledge_encoder_switches_search(client: TestClient, embe
     """`models activate` → re-embedding with the active encoder → the running API answers with it."""
     import time
 
-    from kg.registry import ModelVersion, activate_model, register_model
+    from kg.repo.registry import ModelVersion, activate_model, register_model
     from models.encoders import TextEncoder
 
     model_dir = tmp_path / "ke-tiny"

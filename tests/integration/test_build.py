@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kg.build import build, build_meta, counts, current_release
-from kg.graph import Graph
+from kg.ingest.build import build, build_meta, counts, current_release
+from kg.store.graph import Graph
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"

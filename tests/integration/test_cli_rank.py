@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kg.build import build
 from kg.config import GraphSettings
-from kg.graph import Graph
+from kg.ingest.build import build
+from kg.store.graph import Graph
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from kg.config import GraphSettings
-from kg.embedded import EmbeddedServer, pid_alive
-from kg.graph import connect
+from kg.store.embedded import EmbeddedServer, pid_alive
+from kg.store.graph import connect
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,7 @@ def test_child_server_dies_with_its_parent(home: Path) -> None:
     script = textwrap.dedent(f"""
         import sys, time
         from kg.config import GraphSettings
-        from kg.graph import connect
+        from kg.store.graph import connect
         g = connect(GraphSettings(PHENOKG_HOME={str(home)!r}))
         print(g.server.status().pid, flush=True)
         time.sleep(600)

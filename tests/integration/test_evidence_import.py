@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from kg import queries as Q
-from kg.build import build
 from kg.errors import SourceFormatError
-from kg.evidence import BlobStore, evidence_id, import_evidence, linker_from_graph
-from kg.graph import Graph
-from tests.conftest import FIXTURES
+from kg.ingest.build import build
+from kg.ingest.evidence import BlobStore, evidence_id, import_evidence, linker_from_graph
+from kg.store import queries as Q
+from kg.store.graph import Graph
+from tests.helpers import FIXTURES
 
 pytestmark = pytest.mark.integration
 

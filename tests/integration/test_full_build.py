@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from kg.build import build
 from kg.config import GraphSettings
-from kg.graph import Graph
-from kg.hpoa import parse_hpoa
-from kg.obo import parse_obo
-from kg.xray_pack import load_pack
-from tests.conftest import running_graph
+from kg.ingest.build import build
+from kg.ingest.hpoa import parse_hpoa
+from kg.ingest.obo import parse_obo
+from kg.ingest.xray_pack import load_pack
+from kg.store.graph import Graph
+from tests.helpers import running_graph
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from kg.errors import MigrationError
-from kg.graph import Graph
-from kg.migrations import default_directory, migrate, status
+from kg.store.graph import Graph
+from kg.store.migrations import default_directory, migrate, status
 
 pytestmark = pytest.mark.integration
 

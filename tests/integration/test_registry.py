@@ -1,4 +1,4 @@
-"""Model registry (kg.registry graph side + models.registry file side) on the real embedded server."""
+"""Model registry (kg.repo.registry graph side + models.registry file side) on the real embedded server."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from kg.errors import NotFoundError, ValidationError
-from kg.graph import Graph
-from kg.migrations import migrate
-from kg.registry import (
+from kg.repo.registry import (
     ModelVersion,
     activate_model,
     active_model,
@@ -21,6 +19,8 @@ from kg.registry import (
     register_model,
     update_metrics,
 )
+from kg.store.graph import Graph
+from kg.store.migrations import migrate
 from models.registry import (
     code_version,
     data_hash,

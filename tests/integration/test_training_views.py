@@ -1,4 +1,4 @@
-"""Graph → training views (kg.training_views) on the real embedded server, built from the mini fixtures."""
+"""Graph → training views (kg.repo.training_views) on the real embedded server, built from the mini fixtures."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from kg.build import build
-from kg.evidence import BlobStore, import_evidence, linker_from_graph
-from kg.graph import Graph
-from kg.training_views import disease_sets, evidence_items, id_redirects, phenotype_attributes
+from kg.ingest.build import build
+from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph
+from kg.repo.training_views import disease_sets, evidence_items, id_redirects, phenotype_attributes
+from kg.store.graph import Graph
 from models.types import DiseaseSets, PhenotypeAttributes
 from models.views import split_held_out, to_attributes, to_disease_sets
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from kg.errors import SourceFormatError
-from kg.hpoa import COLUMNS, diseases, fold, frequency_value, parse_hpoa
+from kg.ingest.hpoa import COLUMNS, diseases, fold, frequency_value, parse_hpoa
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 

@@ -1,4 +1,4 @@
-"""Unit tests for kg.linker (dictionary linker over names and synonyms, with negation)."""
+"""Unit tests for kg.text.linker (dictionary linker over names and synonyms, with negation)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kg.linker import AMBIGUOUS_SURFACES, Linker, Mention, TermLabels, normalise_token
+from kg.text.linker import AMBIGUOUS_SURFACES, Linker, Mention, TermLabels, normalise_token
 
 TERMS = [
     TermLabels("HP:0002090", "Pneumonia", ("Pneumonitis, infectious",)),

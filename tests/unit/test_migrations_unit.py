@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from kg.errors import MigrationError, SourceFormatError
-from kg.migrations import check, checksum, discover, split_statements
+from kg.store.migrations import check, checksum, discover, split_statements
 
 
 def test_shipped_migrations_are_ordered_and_parse() -> None:

@@ -1,10 +1,10 @@
-"""Unit tests for kg.negation (NegEx/ConText-style negation and uncertainty detection)."""
+"""Unit tests for kg.text.negation (NegEx/ConText-style negation and uncertainty detection)."""
 
 from __future__ import annotations
 
 import pytest
 
-from kg.negation import (
+from kg.text.negation import (
     BIDIRECTIONAL_UNCERTAINTY,
     POST_NEGATED_UNCERTAINTY,
     POST_NEGATION,

@@ -1,12 +1,12 @@
-"""kg.normalize: batch mention normalisation on a hand-made ontology (lexical, and with toy vectors)."""
+"""kg.analysis.normalize: batch mention normalisation on a hand-made ontology (lexical, and with toy vectors)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kg.normalize import MAX_TOP_K, Normalizer, prepare_mention
-from kg.search import LexicalIndex, Searcher, SemanticIndex
+from kg.analysis.normalize import MAX_TOP_K, Normalizer, prepare_mention
+from kg.analysis.search import LexicalIndex, Searcher, SemanticIndex
 from tests.unit.test_search import TERMS, _unit, _vectors
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from kg.analysis.ontology import OntologyView
 from kg.errors import SourceFormatError
-from kg.obo import parse_obo
-from kg.ontology import OntologyView
+from kg.ingest.obo import parse_obo
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from kg.analysis.ontology import OntologyView
+from kg.analysis.ranking import RankedDisease, RankedQuery, RankingIndex, RankingParams
+from kg.analysis.snapshot import Annotation, DiseaseInfo, GraphSnapshot
 from kg.errors import ValidationError
-from kg.obo import TermRow
-from kg.ontology import OntologyView
-from kg.ranking import RankedDisease, RankedQuery, RankingIndex, RankingParams
-from kg.snapshot import Annotation, DiseaseInfo, GraphSnapshot
+from kg.ingest.obo import TermRow
 
 # All ─ PA ─┬─ A ─┬─ A1 ─┬─ A1a (alt id HP:0000010)
 #           │     │      └─ A1b

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.ranking_real_cases import Case, load_cases, paired_bootstrap, per_case, per_disease, phenokg_ranks
-from kg.ranking import RankingIndex
+from kg.analysis.ranking import RankingIndex
 from tests.unit.test_ranking import A1, A1A, ALT_A1A, B1, OLD_A2, snapshot
 
 

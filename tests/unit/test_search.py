@@ -1,12 +1,12 @@
-"""kg.search on a small hand-made ontology: exact / lexical / semantic / hybrid ranking and what matched."""
+"""kg.analysis.search on a small hand-made ontology: exact / lexical / semantic / hybrid ranking and what matched."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kg.obo import TermRow
-from kg.search import FusionModel, LexicalIndex, Searcher, SemanticIndex, content_tokens, parse_id
+from kg.analysis.search import FusionModel, LexicalIndex, Searcher, SemanticIndex, content_tokens, parse_id
+from kg.ingest.obo import TermRow
 
 TERMS = [
     TermRow("HP:0000001", "All"),

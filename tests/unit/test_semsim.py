@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
+from kg.analysis.ontology import OntologyView
+from kg.analysis.semsim import SemSimIndex, combine_scores
 from kg.errors import ValidationError
-from kg.obo import TermRow
-from kg.ontology import OntologyView
-from kg.semsim import SemSimIndex, combine_scores
+from kg.ingest.obo import TermRow
 
 # All ─ PA ─┬─ A ─┬─ A1 ─┬─ A1a
 #           │     │      └─ A1b

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kg.xray_pack import (
+from kg.ingest.xray_pack import (
     PACK_SOURCE,
     PackValidationError,
     XrayPack,

@@ -1,0 +1,1 @@
+"""Talking to the graph database: the Bolt driver, the embedded server, the dialect, migrations, Cypher."""
