@@ -7,9 +7,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 from kg.errors import GraphUnavailableError, NotFoundError, ValidationError
 
@@ -78,15 +77,17 @@ def install(app: FastAPI) -> None:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path: Starlette's 405 names only the last route it tried."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE and isinstance(route, APIRoute | Route) and route.methods:
-            methods |= route.methods
-    if "GET" in methods:
-        methods.add("HEAD")
-    return sorted(methods)
+    """Every method some route serves at this path (Starlette's 405 names only the last route it tried): each
+    method is tried against the routes, included routers too, through their public ``matches``."""
+    allowed = [method for method in _METHODS
+               if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                      for route in request.app.router.routes)]
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.append("HEAD")
+    return sorted(allowed)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def _document_problems(app: FastAPI) -> None:
