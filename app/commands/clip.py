@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, cast
 import typer
 
 from app.cli_support import graph_connection, note
+from kg.errors import ValidationError
 
 if TYPE_CHECKING:
     from kg.store.graph import Graph
@@ -37,9 +38,9 @@ def parse_ks(text: str) -> tuple[int, ...]:
     try:
         ks = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
     except ValueError as exc:
-        raise ValueError(f"--k {text!r}: expected comma-separated positive integers") from exc
+        raise ValidationError(f"--k {text!r}: expected comma-separated positive integers") from exc
     if not ks or ks[0] < 1:
-        raise ValueError(f"--k {text!r}: expected comma-separated positive integers")
+        raise ValidationError(f"--k {text!r}: expected comma-separated positive integers")
     return ks
 
 
@@ -63,7 +64,7 @@ def resolve_text_model(graph: Graph, text_model: str) -> tuple[str | None, str]:
     try:
         version = get_model(graph, text_model)
     except NotFoundError as exc:
-        raise ValueError(f"--text-model {text_model!r}: not a directory, 'active', 'packaged' or a registered "
+        raise ValidationError(f"--text-model {text_model!r}: not a directory, 'active', 'packaged' or a registered "
                          "model id") from exc
     return str(knowledge_encoder_dir(version.path)), f"{version.kind} {version.id}"
 
@@ -80,7 +81,7 @@ def load_clip_data(graph: Graph, source: str | None, split: str | None, blob_roo
     items = evidence_items(graph, blob_root=blob_root or GraphSettings().blob_dir, source=source, split=split)
     views: list[dict[str, Any]] = [dict(v) for v in items]
     if not views:
-        raise ValueError(f"no evidence for source={source!r} split={split!r}: import it first "
+        raise ValidationError(f"no evidence for source={source!r} split={split!r}: import it first "
                          "(`phenokg evidence import-npz` or `phenokg evidence import`)")
     findings = sorted({str(v["extra"]["finding"]) for v in views if (v.get("extra") or {}).get("finding")})
     diseases = {d.id: d for d in to_disease_sets(disease_sets(graph, ids=findings))} if findings else {}
@@ -125,14 +126,14 @@ def import_npz(
     if not file.is_file():
         raise FileNotFoundError(f"{file}: no such file")
     if granularity not in ("coarse", "medium", "fine"):
-        raise ValueError(f"--granularity must be coarse, medium or fine, not {granularity!r}")
+        raise ValidationError(f"--granularity must be coarse, medium or fine, not {granularity!r}")
     label_map = parse_label_map(labels)
     split_list = [s.strip() for s in splits.split(",") if s.strip()]
     with graph_connection() as graph:
         found = {d.id: d for d in to_disease_sets(disease_sets(graph, ids=sorted(set(label_map.values()))))}
         unknown = sorted(set(label_map.values()) - set(found))
         if unknown:
-            raise ValueError(f"--labels: no finding or disease {unknown} in the graph (the chest X-ray pack "
+            raise ValidationError(f"--labels: no finding or disease {unknown} in the graph (the chest X-ray pack "
                              "ids look like CXR:pneumonia; build the graph with the pack)")
         with tempfile.TemporaryDirectory(prefix="phenokg-npz-") as tmp:
             manifest = write_npz_manifest(
@@ -198,12 +199,12 @@ def train_clip_command(
     from models.registry import new_model_id
 
     if captions not in CAPTION_SOURCES:
-        raise ValueError(f"--captions must be one of {', '.join(CAPTION_SOURCES)}, not {captions!r}")
+        raise ValidationError(f"--captions must be one of {', '.join(CAPTION_SOURCES)}, not {captions!r}")
     ks = parse_ks(k)
     layers: int | None = None
     if text_layers != "all":
         if not text_layers.isdigit():
-            raise ValueError(f"--text-layers must be 'all' or a number, not {text_layers!r}")
+            raise ValidationError(f"--text-layers must be 'all' or a number, not {text_layers!r}")
         layers = int(text_layers)
     if image_checkpoint is not None and not image_checkpoint.expanduser().exists():
         raise FileNotFoundError(f"--image-checkpoint {image_checkpoint}: no such file or directory")
@@ -214,9 +215,9 @@ def train_clip_command(
     if num_workers is None:
         num_workers = default_loader_workers(pick_device(device), world)
     if world > 1 and out is None:
-        raise ValueError("under torchrun pass --out DIR: every rank must write to the same directory")
+        raise ValidationError("under torchrun pass --out DIR: every rank must write to the same directory")
     if rank == 0 and out is not None and out.exists() and any(out.iterdir()):
-        raise ValueError(f"--out {out} is not empty: choose another directory")
+        raise ValidationError(f"--out {out} is not empty: choose another directory")
     if quiet:
         from transformers.utils import logging as hf_logging
 
@@ -283,7 +284,7 @@ def evaluate_command(
 
     ks = parse_ks(k)
     if record and (model == "untrained" or Path(model).expanduser().exists()):
-        raise ValueError("--record needs a registered model id (see `phenokg models list --kind clip`)")
+        raise ValidationError("--record needs a registered model id (see `phenokg models list --kind clip`)")
     registered = None
     with graph_connection() as graph:
         data = load_clip_data(graph, source, None if split in (None, "all") else split)
@@ -294,7 +295,7 @@ def evaluate_command(
             try:
                 registered = get_model(graph, model)
             except NotFoundError as exc:
-                raise ValueError(f"{model!r} is neither a model directory nor a registered model id") from exc
+                raise ValidationError(f"{model!r} is neither a model directory nor a registered model id") from exc
     if model == "untrained":
         size = image_size or 224
         config = ClipTrainConfig(text_model=text_path, image_size=size, seed=seed)

@@ -26,6 +26,7 @@ import typer
 from app.cli_support import graph_connection
 from app.embedding_service import ensure_embeddings
 from kg.config import EMBED_BACKENDS
+from kg.errors import ValidationError
 
 if TYPE_CHECKING:
 
@@ -110,7 +111,7 @@ def normalize(
             sys.stdout.flush()
             bar.update(len(chunk))
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{file}: line {number + 1}: not UTF-8 text ({exc.reason})") from exc
+        raise ValidationError(f"{file}: line {number + 1}: not UTF-8 text ({exc.reason})") from exc
     finally:
         bar.close()
 
@@ -161,6 +162,6 @@ def _query_encoder(encoder: str | None, meta: dict[str, Any], fingerprint: str) 
     for path in dict.fromkeys(candidates):
         if encoder_info(path, quantized=quantized).fingerprint == fingerprint:
             return TextEmbedder.load(path, quantize=quantized)
-    raise ValueError(f"the graph's phenotype vectors were made by {meta.get('encoder')} "
+    raise ValidationError(f"the graph's phenotype vectors were made by {meta.get('encoder')} "
                      f"(fingerprint {fingerprint}); pass that encoder with --encoder or {ENCODER_ENV}, "
                      "re-embed with `phenokg kg embed`, or use --lexical")

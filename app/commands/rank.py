@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from app.cli_support import graph_connection
+from kg.errors import ValidationError
 
 if TYPE_CHECKING:
     from kg.analysis.ranking import RankingIndex
@@ -47,9 +48,9 @@ def rank_case(index: RankingIndex, raw: str, sources: list[str] | None, limit: i
     try:
         obj = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+        raise ValidationError(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
     if not isinstance(obj, dict):
-        raise ValueError("a case must be a JSON object like {\"present\": [...], \"absent\": [...]}")
+        raise ValidationError("a case must be a JSON object like {\"present\": [...], \"absent\": [...]}")
     case_id = obj.pop("id", None)
     obj.setdefault("limit", limit)
     if sources is not None:

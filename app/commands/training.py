@@ -24,6 +24,7 @@ import typer
 
 from app.cli_support import fail, graph_connection, note
 from app.commands import clip as clip_commands
+from kg.errors import ValidationError
 
 if TYPE_CHECKING:
     from kg.repo.registry import ModelVersion
@@ -65,11 +66,11 @@ def parse_kind_weights(text: str | None) -> dict[str, float] | None:
     for item in text.split(","):
         kind, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--kind-weights: expected KIND=WEIGHT, got {item.strip()!r}")
+            raise ValidationError(f"--kind-weights: expected KIND=WEIGHT, got {item.strip()!r}")
         try:
             weights[kind.strip()] = float(value)
         except ValueError:
-            raise ValueError(f"--kind-weights: {value.strip()!r} is not a number (in {item.strip()!r})") from None
+            raise ValidationError(f"--kind-weights: {value.strip()!r} is not a number (in {item.strip()!r})") from None
     return check_kind_weights(weights)
 
 
@@ -82,9 +83,9 @@ def train_knowledge_encoder_command(
     ``train``: :class:`models.knowledge.KnowledgeTrainConfig` fields other than ``model_path``."""
     # Cheap checks first: nothing heavy is imported before the arguments are known to be usable.
     if resume and out is None:
-        raise ValueError("--resume needs --out DIR (the directory of the interrupted run)")
+        raise ValidationError("--resume needs --out DIR (the directory of the interrupted run)")
     if out is not None and not resume and any((out / f).exists() for f in RUN_MARKERS):
-        raise ValueError(f"{out} already holds a training run: pass --resume to continue it, or another --out")
+        raise ValidationError(f"{out} already holds a training run: pass --resume to continue it, or another --out")
     if base_model is not None and not base_model.expanduser().exists():
         raise FileNotFoundError(f"--base-model {base_model}: no such directory")
 
@@ -118,7 +119,7 @@ def train_knowledge_encoder_command(
         views, redirects, info = knowledge_views(graph, branch)
     attributes = to_attributes(views)
     if len(attributes) < 2:
-        raise ValueError(f"the graph holds {len(attributes)} live phenotype(s) under {branch or 'the root'}: "
+        raise ValidationError(f"the graph holds {len(attributes)} live phenotype(s) under {branch or 'the root'}: "
                          "build it first (`phenokg kg build`)")
     model_id = None
     if out is None:
@@ -162,7 +163,8 @@ def model_version_from_dir(directory: Path) -> ModelVersion:
     cfg = model_dir.config
     missing = [k for k in ("kind", "model_id") if not cfg.get(k)]
     if missing:
-        raise ValueError(f"{model_dir.path / 'config.json'}: no {' or '.join(missing)} (not a phenokg training run)")
+        raise ValidationError(f"{model_dir.path / 'config.json'}: no {' or '.join(missing)} "
+                              "(not a phenokg training run)")
     seed = cfg.get("seed")
     return ModelVersion(
         id=str(cfg["model_id"]), kind=str(cfg["kind"]), path=str(model_dir.path.resolve()), config=cfg,
