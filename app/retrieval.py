@@ -226,7 +226,7 @@ class RetrievalService:
     # ----------------------------------------------------------------------------------------- requests
     def prepare(self, data: bytes, declared_type: str | None, *, k: int, evidence: int) -> _Query:
         """Decode and check the upload (``UploadError`` → 413/415/422 problem), resized for the served model."""
-        from models.clip_data import to_image_tensor
+        from models.train.clip_data import to_image_tensor
 
         try:
             image = decode_upload(data, declared_type=declared_type, max_bytes=self.settings.retrieval_max_bytes,

@@ -9,7 +9,7 @@ Run from the repository root (no graph database needed)::
 Gallery: the names and synonyms of every live term under *Phenotypic abnormality* (HP:0000118) of the shipped
 ``hp.obo``, i.e. the knowledge-encoder training view's normalisation gallery; gold ids are mapped through
 ``alt_id`` / ``replaced_by``. Each mention is embedded on its own and ranked against the gallery by
-:func:`models.knowledge_eval.normalisation_ranks` (a term scores its best label), with every encoder loaded
+:func:`models.train.knowledge_eval.normalisation_ranks` (a term scores its best label), with every encoder loaded
 as :class:`models.encoders.TextEncoder` at ``--max-length`` tokens: the same code the training command's
 ``metrics.json`` comes from. The packaged all-MiniLM-L6-v2 (``base``) is always evaluated, in the same run.
 
@@ -65,7 +65,7 @@ class Corpus:
 
 def read_corpus(name: str, path: Path) -> Corpus:
     """Mentions of a GSC+-style file (or a PhenoBERT-style directory) with the document each belongs to."""
-    from models.knowledge_eval import read_gold_corpus
+    from models.train.knowledge_eval import read_gold_corpus
 
     try:
         docs, mentions = read_gold_corpus(path)
@@ -86,7 +86,7 @@ def named_path(text: str, option: str) -> tuple[str, str]:
 def ranks_for(path: str | None, max_length: int, gallery: list[tuple[str, list[str]]], corpora: Sequence[Corpus],
               redirects: dict[str, str]) -> dict[str, list[int | None]]:
     from models.encoders import TextEncoder
-    from models.knowledge_eval import CachedEncoder, normalisation_ranks
+    from models.train.knowledge_eval import CachedEncoder, normalisation_ranks
 
     encoder = TextEncoder.from_pretrained(path, max_length=max_length)
     cached = CachedEncoder(encoder, batch_size=128, progress=True, desc=f"embedding ({path or 'base'})")

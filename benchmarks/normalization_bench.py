@@ -370,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from models.embeddings import TextEmbedder
-    from models.knowledge_eval import read_gold_mentions
+    from models.train.knowledge_eval import read_gold_mentions
 
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     obo = args.obo or shipped_file("hp.obo")

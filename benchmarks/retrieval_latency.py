@@ -78,8 +78,8 @@ def phenokg(home: Path, *args: str, timeout: float = 1800) -> str:
 
 def save_model(out: Path, image_size: int) -> Path:
     """The untrained phenokg CLIP architecture as a model directory (``model/`` + ``train_config.json``)."""
-    from models.clip_run import untrained_model
-    from models.clip_train import ClipTrainConfig
+    from models.train.clip_run import untrained_model
+    from models.train.clip_train import ClipTrainConfig
 
     config = ClipTrainConfig(image_size=image_size)
     model = untrained_model(config, "cpu")

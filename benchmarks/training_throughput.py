@@ -1,6 +1,6 @@
 """Training throughput (samples/s) and peak memory of the image–text trainer and the knowledge encoder.
 
-Synthetic inputs of the real shapes go through the real trainer (:func:`models.clip_train.train_clip`:
+Synthetic inputs of the real shapes go through the real trainer (:func:`models.train.clip_train.train_clip`:
 EfficientNet-Lite0 + all-MiniLM-L6-v2, PhenoLIP loss with the distillation term) for ``--steps`` steps after
 ``--warmup`` steps; the rate counts the timed steps only. Settings, each one row:
 
@@ -43,8 +43,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 
-from models.clip_data import ClipSample, SetTheoryCaptionDataset  # noqa: E402
-from models.clip_train import ClipTrainConfig, train_clip  # noqa: E402
+from models.train.clip_data import ClipSample, SetTheoryCaptionDataset  # noqa: E402
+from models.train.clip_train import ClipTrainConfig, train_clip  # noqa: E402
 from models.types import DiseaseSets  # noqa: E402
 
 DISEASES = {
@@ -184,7 +184,7 @@ def clip_rate(args: argparse.Namespace, image_size: int, text_layers: int | None
 
 
 def knowledge_rate(args: argparse.Namespace) -> dict[str, Any]:
-    from models.knowledge import KnowledgeTrainConfig, train_knowledge_encoder
+    from models.train.knowledge import KnowledgeTrainConfig, train_knowledge_encoder
     from models.types import PhenotypeAttributes
 
     n = args.batch_size * (args.warmup + args.steps) * 2

@@ -6,7 +6,7 @@ Conventions
 * ``logit_scale`` arguments are *multipliers* (``exp`` already applied, i.e. ``1/τ``), as returned by
   :meth:`models.encoders.CLIPModel.forward`; when omitted, the loss uses its own (fixed or learnable) scale.
 * ``false_negative_mask[i, j] = True`` (``i != j``) removes item ``j`` from item ``i``'s negatives in both
-  directions (see :func:`models.sampler.false_negative_mask`). The diagonal is ignored.
+  directions (see :func:`models.train.sampler.false_negative_mask`). The diagonal is ignored.
 
 Formulations
 ------------

@@ -25,7 +25,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from models.captions import Granularity, build_caption
-from models.clip_data import load_npz_split
+from models.train.clip_data import load_npz_split
 from models.types import DiseaseSets
 
 __all__ = ["MANIFEST", "NpzManifest", "parse_label_map", "write_npz_manifest"]

@@ -1,7 +1,7 @@
 """Serving an image–text model: load it once, embed the candidates once, answer image queries in batches.
 
 :class:`ClipIndex` holds a loaded :class:`models.encoders.CLIPModel` on its device together with the unit
-text embeddings of the candidate phenotypes (each phenotype's name as :func:`models.clip_eval.phenotype_prompt`
+text embeddings of the candidate phenotypes (each phenotype's name as :func:`models.train.clip_eval.phenotype_prompt`
 words it, the text I2P evaluation scores) and the unit image embeddings of the evidence images.
 :meth:`ClipIndex.search` embeds a batch of query images and returns, per image, the most similar phenotypes
 (cosine similarity and a softmax probability over all candidates at the model's temperature) and the nearest
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from models.clip_data import to_image_tensor
-from models.clip_eval import phenotype_prompt
-from models.clip_run import clip_model_dir, load_clip_model
 from models.encoders import CLIPModel
+from models.train.clip_data import to_image_tensor
+from models.train.clip_eval import phenotype_prompt
+from models.train.clip_run import clip_model_dir, load_clip_model
 
 __all__ = [
     "DEFAULT_IMAGE_SIZE",
@@ -183,7 +183,7 @@ class ClipIndex:
         if image.ndim != 3:
             raise ValueError(f"expected a [C, H, W] image, got shape {tuple(image.shape)}")
         if image.shape[-2:] != (self.image_size, self.image_size):
-            from models.clip_data import resize_images
+            from models.train.clip_data import resize_images
 
             image = resize_images(image.unsqueeze(0), self.image_size).squeeze(0)
         if image.shape[0] == 1 and self.channels != 1:

@@ -4,7 +4,7 @@
 held-out split used to evaluate the knowledge encoder on phenotypes it never trained on. It also reads and
 writes a *views file* (``phenokg train export-views``): the phenotype view, the id redirects and provenance in
 one JSON document (gzipped when the name ends in ``.gz``), so that a knowledge encoder can be trained on a
-machine without the graph (``python -m models.knowledge_run --views FILE``). Standard library and numpy only
+machine without the graph (``python -m models.train.knowledge_run --views FILE``). Standard library and numpy only
 (no torch at import time).
 """
 

@@ -63,8 +63,8 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path)
     training run writes it: what ``PHENOKG_CLIP_MODEL`` takes, so retrieval answers without training first."""
     import json
 
-    from models.clip_run import untrained_model
-    from models.clip_train import ClipTrainConfig
+    from models.train.clip_run import untrained_model
+    from models.train.clip_train import ClipTrainConfig
 
     out = tmp_path_factory.mktemp("tiny_clip")
     config = ClipTrainConfig(image_model="test_efficientnet", image_pretrained=False, text_model=str(tiny_bert_dir),

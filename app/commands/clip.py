@@ -25,8 +25,8 @@ from kg.errors import ValidationError
 
 if TYPE_CHECKING:
     from kg.store.graph import Graph
-    from models.clip_data import CaptionSource
-    from models.clip_run import ClipData
+    from models.train.clip_data import CaptionSource
+    from models.train.clip_run import ClipData
 
 KNOWLEDGE_KIND: Final = "knowledge-encoder"
 TEXT_MODEL_HELP: Final = ("Text tower init and distillation teacher: 'active' (the active knowledge encoder, else "
@@ -75,7 +75,7 @@ def load_clip_data(graph: Graph, source: str | None, split: str | None, blob_roo
     from kg.config import GraphSettings
     from kg.ingest.build import build_meta
     from kg.repo.training_views import disease_sets, evidence_items, phenotype_names
-    from models.clip_run import ClipData
+    from models.train.clip_run import ClipData
     from models.views import to_disease_sets
 
     items = evidence_items(graph, blob_root=blob_root or GraphSettings().blob_dir, source=source, split=split)
@@ -193,10 +193,10 @@ def train_clip_command(
     from kg.config import GraphSettings
     from kg.repo.registry import ModelVersion, register_model
     from kg.repo.registry import activate_model as activate_version
-    from models.clip_data import CAPTION_SOURCES
-    from models.clip_run import KIND, run_clip_training
-    from models.clip_train import ClipTrainConfig
     from models.registry import new_model_id
+    from models.train.clip_data import CAPTION_SOURCES
+    from models.train.clip_run import KIND, run_clip_training
+    from models.train.clip_train import ClipTrainConfig
 
     if captions not in CAPTION_SOURCES:
         raise ValidationError(f"--captions must be one of {', '.join(CAPTION_SOURCES)}, not {captions!r}")
@@ -208,8 +208,8 @@ def train_clip_command(
         layers = int(text_layers)
     if image_checkpoint is not None and not image_checkpoint.expanduser().exists():
         raise FileNotFoundError(f"--image-checkpoint {image_checkpoint}: no such file or directory")
-    from models.clip_train import default_loader_workers, dist_info
     from models.registry import pick_device
+    from models.train.clip_train import default_loader_workers, dist_info
 
     rank, world, _ = dist_info()
     if num_workers is None:
@@ -279,8 +279,14 @@ def evaluate_command(
     """Evaluate an image–text model on a dataset split: zero-shot, retrieval and phenotype retrieval."""
     from kg.errors import NotFoundError
     from kg.repo.registry import get_model, update_metrics
-    from models.clip_run import clip_model_dir, evaluate_model, evaluation_record, load_clip_model, untrained_model
-    from models.clip_train import ClipTrainConfig
+    from models.train.clip_run import (
+        clip_model_dir,
+        evaluate_model,
+        evaluation_record,
+        load_clip_model,
+        untrained_model,
+    )
+    from models.train.clip_train import ClipTrainConfig
 
     ks = parse_ks(k)
     if record and (model == "untrained" or Path(model).expanduser().exists()):

@@ -58,7 +58,7 @@ def knowledge_views(graph: Graph, branch: str | None) -> tuple[list[dict[str, An
 
 def parse_kind_weights(text: str | None) -> dict[str, float] | None:
     """``synonym=3,relation=0.5`` → ``{"synonym": 3.0, "relation": 0.5}`` (checked); empty/None → None."""
-    from models.sampler import check_kind_weights
+    from models.train.sampler import check_kind_weights
 
     if text is None or not text.strip():
         return None
@@ -80,7 +80,7 @@ def train_knowledge_encoder_command(
 ) -> dict[str, Any]:
     """Everything ``phenokg train knowledge-encoder`` does; returns the printed summary.
 
-    ``train``: :class:`models.knowledge.KnowledgeTrainConfig` fields other than ``model_path``."""
+    ``train``: :class:`models.train.knowledge.KnowledgeTrainConfig` fields other than ``model_path``."""
     # Cheap checks first: nothing heavy is imported before the arguments are known to be usable.
     if resume and out is None:
         raise ValidationError("--resume needs --out DIR (the directory of the interrupted run)")
@@ -93,10 +93,10 @@ def train_knowledge_encoder_command(
     from kg.errors import NotFoundError
     from kg.repo.registry import ModelVersion, get_model, register_model, update_metrics
     from kg.repo.registry import activate_model as activate_version
-    from models.knowledge import KnowledgeTrainConfig
-    from models.knowledge_eval import read_gold_mentions
-    from models.knowledge_run import KIND, RUN_FILE, run_knowledge_training
     from models.registry import new_model_id
+    from models.train.knowledge import KnowledgeTrainConfig
+    from models.train.knowledge_eval import read_gold_mentions
+    from models.train.knowledge_run import KIND, RUN_FILE, run_knowledge_training
     from models.views import to_attributes
 
     if quiet:
@@ -325,7 +325,7 @@ def export_views(
     branch: Annotated[str, typer.Option(help="Ontology branch ('all': every live term).")] = "HP:0000118",
 ) -> None:
     """Write the knowledge encoder's training view (phenotypes with names, definitions, synonyms, parents),
-    the id redirects and provenance to a file, for `python -m models.knowledge_run --views FILE` on a
+    the id redirects and provenance to a file, for `python -m models.train.knowledge_run --views FILE` on a
     machine without the graph (a GPU box); bring the model directory back with `phenokg models register`."""
     from models.views import write_views_file
 
@@ -427,7 +427,7 @@ def models_register(
     activate: Annotated[bool, typer.Option("--activate", help="Make it the active one of its kind.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Record a model directory trained on another machine (`python -m models.knowledge_run`, or a
+    """Record a model directory trained on another machine (`python -m models.train.knowledge_run`, or a
     copied run) as a ModelVersion, with the id, data hash, seed and code version its config.json holds."""
     from kg.repo.registry import activate_model as activate_version
     from kg.repo.registry import register_model

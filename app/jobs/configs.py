@@ -1,7 +1,7 @@
 """Job configs, validated with pydantic against the real training config dataclasses.
 
-A job's ``config`` is one flat object: the fields of :class:`models.knowledge.KnowledgeTrainConfig` or
-:class:`models.clip_train.ClipTrainConfig` (their types and defaults, read from the dataclasses, plus range
+A job's ``config`` is one flat object: the fields of :class:`models.train.knowledge.KnowledgeTrainConfig` or
+:class:`models.train.clip_train.ClipTrainConfig` (their types and defaults, read from the dataclasses, plus range
 checks), and the run options the matching command takes (``phenokg train knowledge-encoder`` /
 ``phenokg train clip``). Unknown keys and bad values are errors; the dataclass itself is then built, so its own
 checks (``__post_init__``) run too. The result splits back into the dataclass and the options.
@@ -108,8 +108,8 @@ def _model(kind: str, dataclass_type: type, options: type[_Options], ranges: dic
 
 
 def _models() -> dict[str, tuple[type[BaseModel], type, type[_Options]]]:
-    from models.clip_train import ClipTrainConfig
-    from models.knowledge import KnowledgeTrainConfig
+    from models.train.clip_train import ClipTrainConfig
+    from models.train.knowledge import KnowledgeTrainConfig
 
     return {
         "knowledge-encoder": (_model("knowledge-encoder", KnowledgeTrainConfig, KnowledgeOptions,

@@ -3,7 +3,7 @@
 ``POST /jobs`` validates the config (:mod:`app.jobs.configs`), exports the training data from the graph into
 ``$PHENOKG_HOME/jobs/<id>/`` (the views file of ``phenokg train export-views``, or the evidence of a dataset for
 an image–text model), writes ``spec.json`` and records a queued ``TrainingJob`` (:mod:`kg.repo.jobs`). A background
-thread then submits it to Ray (``python -m models.job_entry <dir>``, the project's interpreter) and reconciles
+thread then submits it to Ray (``python -m models.train.job_entry <dir>``, the project's interpreter) and reconciles
 every live job each ``PHENOKG_JOBS_POLL_S``: Ray's status, progress and the metrics history from the run's
 ``metrics.jsonl``, the log tail; on success it registers the model directory as an inactive ``ModelVersion``
 (as ``phenokg models register``) linked by ``PRODUCED``. A job Ray no longer knows (Ray restarted) is marked
@@ -200,7 +200,7 @@ class JobManager:
     def _export_clip(self, config: JobConfig, job_dir: Path) -> tuple[Path, dict[str, Any], JobConfig]:
         from app.commands.clip import load_clip_data, resolve_text_model
         from kg.ingest.build import current_release
-        from models.job_entry import write_clip_data_file
+        from models.train.job_entry import write_clip_data_file
 
         options = config.options
         assert isinstance(options, ClipOptions)
@@ -226,7 +226,7 @@ class JobManager:
         spec = json.loads((Path(job.job_dir) / SPEC_FILE).read_text(encoding="utf-8"))
         options = spec.get("options") or {}
         python = self.settings.job_python or sys.executable
-        entrypoint = f"{shlex.quote(python)} -m models.job_entry {shlex.quote(job.job_dir)}"
+        entrypoint = f"{shlex.quote(python)} -m models.train.job_entry {shlex.quote(job.job_dir)}"
         gpus = int(options.get("gpus") or 0)
         if not gpus and str(options.get("device", "")).startswith("cuda"):
             gpus = 1

@@ -33,8 +33,8 @@ from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph
 from kg.repo.registry import ModelVersion, activate_model, register_model
 from kg.repo.training_views import evidence_items
 from kg.store.graph import Graph
-from models.clip_run import ClipData, run_clip_training
-from models.clip_train import ClipTrainConfig
+from models.train.clip_run import ClipData, run_clip_training
+from models.train.clip_train import ClipTrainConfig
 from tests.helpers import FIXTURES, assert_problem, clear_graph
 
 pytestmark = pytest.mark.integration

@@ -249,7 +249,7 @@ def test_export_views_train_elsewhere_and_register(home: Path, tiny_bert_dir: Pa
     config = json.dumps({"model_path": str(tiny_bert_dir), "batch_size": 4, "max_steps": 2, "seed": 5})
     env = {k: v for k, v in os.environ.items() if k != "NEO4J_URI"}
     env.update({"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
-    trained = subprocess.run([sys.executable, "-m", "models.knowledge_run", "--views", str(views), "--out",
+    trained = subprocess.run([sys.executable, "-m", "models.train.knowledge_run", "--views", str(views), "--out",
                               str(model_dir), "--config", config, "--held-out-fraction", "0.3", "--quiet"],
                              capture_output=True, text=True, env=env, timeout=180, cwd=Path(__file__).parents[2])
     assert trained.returncode == 0, trained.stderr
@@ -259,7 +259,7 @@ def test_export_views_train_elsewhere_and_register(home: Path, tiny_bert_dir: Pa
     assert run_config["data"]["views_file"] == str(views) and run_config["seed"] == 5
     assert run_config["data"]["graph_stamp"]  # provenance of the export travels with the run
 
-    bad = subprocess.run([sys.executable, "-m", "models.knowledge_run", "--views", str(views), "--out",
+    bad = subprocess.run([sys.executable, "-m", "models.train.knowledge_run", "--views", str(views), "--out",
                           str(tmp_path / "bad"), "--config", '{"batch_sise": 4}'],
                          capture_output=True, text=True, env=env, timeout=120, cwd=Path(__file__).parents[2])
     assert bad.returncode == 2 and "batch_sise" in bad.stderr and not (tmp_path / "bad").exists()

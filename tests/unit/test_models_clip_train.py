@@ -1,4 +1,4 @@
-"""CLIP glue (models.clip_data, models.clip_train): datasets, a 2-step CPU run, and DDP over gloo."""
+"""CLIP glue (models.train.clip_data, models.train.clip_train): datasets, a 2-step CPU run, and DDP over gloo."""
 
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ import pytest
 import torch
 from PIL import Image
 
-from models.clip_data import (
+from models.encoders import CLIPModel
+from models.train.clip_data import (
     EvidenceDataset,
     SetTheoryCaptionDataset,
     collate_clip,
     resize_images,
     to_image_tensor,
 )
-from models.clip_eval import retrieval_recall, zero_shot_accuracy
-from models.clip_train import ClipTrainConfig, default_loader_workers, train_clip
-from models.encoders import CLIPModel
+from models.train.clip_eval import retrieval_recall, zero_shot_accuracy
+from models.train.clip_train import ClipTrainConfig, default_loader_workers, train_clip
 from models.types import DiseaseSets
 
 ROOT = Path(__file__).parents[2]
@@ -133,7 +133,7 @@ def test_ddp_gloo_two_processes(tiny_bert_dir: Path, tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "models.clip_train", "--synthetic", "16", "--out", str(out), "--config", json.dumps(config),
+         "-m", "models.train.clip_train", "--synthetic", "16", "--out", str(out), "--config", json.dumps(config),
          "--device", "cpu"],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
     )

@@ -1,4 +1,4 @@
-"""Knowledge-encoder training smoke tests on synthetic phenotypes (models.knowledge)."""
+"""Knowledge-encoder training smoke tests on synthetic phenotypes (models.train.knowledge)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from models.encoders import TextEncoder
-from models.knowledge import (
+from models.train.knowledge import (
     KnowledgeTrainConfig,
     evaluate_attribute_retrieval,
     lr_lambda,
@@ -139,7 +139,7 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_bert_dir: Path, tmp_path: 
 
 
 def test_a_checkpoint_from_before_a_new_field_resumes_with_its_default(tiny_bert_dir: Path) -> None:
-    from models.knowledge import _check_resumable
+    from models.train.knowledge import _check_resumable
 
     cfg = _config(tiny_bert_dir)
     older = {k: v for k, v in cfg.to_dict().items() if k not in ("paraphrases", "trainable_layers")}

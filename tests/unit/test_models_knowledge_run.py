@@ -1,4 +1,5 @@
-"""Knowledge-encoder run on plain data (models.knowledge_run, models.knowledge_eval, models.views): no DB."""
+"""Knowledge-encoder run on plain data (models.train.knowledge_run, models.train.knowledge_eval, models.views):
+no DB."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 import torch
 from torch import Tensor
 
-from models.knowledge import KnowledgeTrainConfig
-from models.knowledge_eval import evaluate_normalisation, normalisation_ranks, read_gold_mentions
-from models.knowledge_run import run_knowledge_training
+from models.train.knowledge import KnowledgeTrainConfig
+from models.train.knowledge_eval import evaluate_normalisation, normalisation_ranks, read_gold_mentions
+from models.train.knowledge_run import run_knowledge_training
 from models.types import PhenotypeAttributes
 from models.views import (
     read_views_file,

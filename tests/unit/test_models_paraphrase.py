@@ -1,11 +1,11 @@
-"""Mention-style paraphrases of grouping-term labels (models.paraphrase) and their use as training pairs."""
+"""Mention-style paraphrases of grouping-term labels (models.train.paraphrase) and their use as training pairs."""
 
 from __future__ import annotations
 
 import pytest
 
-from models.paraphrase import MAX_PER_TERM, paraphrases, paraphrases_of_labels
-from models.sampler import AttributePairSampler, ConflictFreeBatchSampler, attributes_of
+from models.train.paraphrase import MAX_PER_TERM, paraphrases, paraphrases_of_labels
+from models.train.sampler import AttributePairSampler, ConflictFreeBatchSampler, attributes_of
 from models.types import PhenotypeAttributes
 
 

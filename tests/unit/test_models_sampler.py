@@ -1,4 +1,4 @@
-"""Attribute sampler, conflict-free batch sampler and false-negative mask (models.sampler)."""
+"""Attribute sampler, conflict-free batch sampler and false-negative mask (models.train.sampler)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.sampler import (
+from models.train.sampler import (
     AttributePairSampler,
     ConflictFreeBatchSampler,
     KnowledgePairBatches,
@@ -246,7 +246,7 @@ def test_false_negative_mask() -> None:
 
 def test_sampler_types_and_captions_do_not_import_torch() -> None:
     code = (
-        "import sys; import models.types, models.captions, models.sampler; "
+        "import sys; import models.types, models.captions, models.train.sampler; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

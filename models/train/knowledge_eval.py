@@ -1,6 +1,6 @@
 """Evaluation of a knowledge encoder: attribute → term retrieval and text → phenotype normalisation.
 
-* **Attribute → term** (seed 004 §4.1): :func:`models.knowledge.evaluate_attribute_retrieval` on held-out
+* **Attribute → term** (seed 004 §4.1): :func:`models.train.knowledge.evaluate_attribute_retrieval` on held-out
   phenotypes: each definition / synonym retrieves the phenotype's name among all names (R@1, R@10).
 * **Normalisation**: each gold mention of an annotated corpus (GSC+: ``start, end, text, HP id`` lines) is
   embedded and compared with every name and synonym of the candidate terms; a term scores its best label;
@@ -22,7 +22,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from models.encoders import TextEncoder
-from models.knowledge import evaluate_attribute_retrieval
+from models.train.knowledge import evaluate_attribute_retrieval
 from models.types import PhenotypeAttributes
 
 __all__ = [

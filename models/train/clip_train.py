@@ -15,7 +15,7 @@ Distributed: launched with ``torchrun`` (``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RAN
 trainer joins the process group (NCCL on CUDA, gloo on CPU), wraps the model in ``DistributedDataParallel`` and
 shards the data with a ``DistributedSampler``; every rank computes the contrastive loss over its *local* batch
 (no feature all-gather), gradients are averaged by DDP, rank 0 writes the artefacts. ``python -m
-models.clip_train --synthetic 64`` is a smoke run (random images, generated captions) that works the same under
+models.train.clip_train --synthetic 64`` is a smoke run (random images, generated captions) that works the same under
 ``torchrun --standalone --nproc_per_node 2``.
 
 Artefacts in ``out_dir``: ``model/`` (:meth:`CLIPModel.save`), ``train_config.json``, ``metrics.jsonl``,
@@ -41,12 +41,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
-from models.clip_data import ClipBatch, ClipCollator, ClipSample, resize_images
 from models.encoders import CLIPModel, ImageEncoder, TextEncoder, freeze_text_layers
-from models.knowledge import lr_lambda
 from models.losses import PhenoLIPLoss
 from models.registry import config_from_dict
-from models.train_utils import skips_weight_decay
+from models.train.clip_data import ClipBatch, ClipCollator, ClipSample, resize_images
+from models.train.knowledge import lr_lambda
+from models.train.utils import skips_weight_decay
 from models.types import DiseaseSets
 
 __all__ = [
@@ -379,7 +379,7 @@ def _step(net: nn.Module, model: CLIPModel, loss_fn: PhenoLIPLoss, teacher: Teac
 def _synthetic(n: int, image_size: int, seed: int) -> Dataset[ClipSample]:
     import numpy as np
 
-    from models.clip_data import SetTheoryCaptionDataset
+    from models.train.clip_data import SetTheoryCaptionDataset
 
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 2, size=n)
@@ -394,7 +394,7 @@ def _synthetic(n: int, image_size: int, seed: int) -> Dataset[ClipSample]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m models.clip_train --synthetic N --out DIR [--config JSON]`` (also under torchrun)."""
+    """``python -m models.train.clip_train --synthetic N --out DIR [--config JSON]`` (also under torchrun)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--synthetic", type=int, required=True, help="random labelled images to train on")
     ap.add_argument("--out", type=Path, required=True)

@@ -36,7 +36,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from models.captions import Granularity, build_caption
-from models.sampler import false_negative_mask
+from models.train.sampler import false_negative_mask
 from models.types import DiseaseSets
 
 __all__ = [

@@ -9,7 +9,7 @@ A model directory (kind ``clip``)::
     <dir>/model/              CLIPModel.save: image/, text/, heads.safetensors, phenokg_clip.json
     <dir>/config.json         run config: train config, captions, data (source, split, hash), seed, code version
     <dir>/metrics.json        training summary and the evaluation (see :func:`evaluate_model`)
-    <dir>/train_config.json, metrics.jsonl, summary.json   from :func:`models.clip_train.train_clip`
+    <dir>/train_config.json, metrics.jsonl, summary.json   from :func:`models.train.clip_train.train_clip`
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ from typing import Any, Final
 
 import torch
 
-from models.clip_data import CaptionSource, EvidenceDataset
-from models.clip_eval import evaluate_clip, linear_probe
-from models.clip_train import MODEL_DIR, ClipTrainConfig, build_clip_model, dist_info, train_clip
 from models.encoders import CLIP_CONFIG, CLIPModel
 from models.registry import (
     RunResult,
@@ -36,6 +33,9 @@ from models.registry import (
     pick_device,
     write_model_card,
 )
+from models.train.clip_data import CaptionSource, EvidenceDataset
+from models.train.clip_eval import evaluate_clip, linear_probe
+from models.train.clip_train import MODEL_DIR, ClipTrainConfig, build_clip_model, dist_info, train_clip
 from models.types import DiseaseSets
 
 __all__ = [
@@ -128,7 +128,7 @@ def untrained_model(config: ClipTrainConfig, device: str | None = None) -> CLIPM
 
 def evaluate_model(model: CLIPModel, data: ClipData, image_size: int, *, ks: Sequence[int] = (1, 5, 10),
                    probe_train: ClipData | None = None, study: str = "chest radiograph") -> dict[str, Any]:
-    """:func:`models.clip_eval.evaluate_clip` on ``data`` (+ a linear probe fitted on ``probe_train``)."""
+    """:func:`models.train.clip_eval.evaluate_clip` on ``data`` (+ a linear probe fitted on ``probe_train``)."""
     started = time.perf_counter()
     dataset = data.dataset(image_size)
     classes = data.classes()

@@ -2,7 +2,7 @@
 
 Each phenotype contributes textual *attributes*: its name, its definition, each synonym and one relational
 sentence "X is a child phenotype of Y" per parent (and, when asked, mention-style paraphrases of grouping-term
-labels such as "cutaneous abnormalities" for *Abnormality of the skin*, :mod:`models.paraphrase`). A positive
+labels such as "cutaneous abnormalities" for *Abnormality of the skin*, :mod:`models.train.paraphrase`). A positive
 pair is two different attributes of the same phenotype; the other pairs of a batch serve as in-batch negatives.
 
 False negatives are kept out in two layers:
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from models.paraphrase import paraphrases_of_labels
+from models.train.paraphrase import paraphrases_of_labels
 from models.types import PhenotypeAttributes
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class PositivePair:
 def attributes_of(p: PhenotypeAttributes, *, paraphrase: bool = False) -> tuple[Attribute, ...]:
     """Distinct attributes of ``p`` (name first), deduplicated by :func:`normalize_text`, empties dropped.
 
-    ``paraphrase``: add mention-style paraphrases of grouping-term labels (:mod:`models.paraphrase`).
+    ``paraphrase``: add mention-style paraphrases of grouping-term labels (:mod:`models.train.paraphrase`).
     """
     candidates: list[Attribute] = [Attribute("name", p.name)]
     if p.definition:

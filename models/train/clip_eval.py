@@ -9,7 +9,7 @@ it is the share of the top K that is right, so it stays informative.
 * I2P / P2I (image → phenotype / phenotype → image): images against the phenotypes of the evaluation set
   (every phenotype an item's caption ``SHOWS`` or ``RULES_OUT``), each phenotype's text being
   ``"<study> showing <name>."``; an image's positives are the phenotypes it ``SHOWS``.
-* Zero-shot: :func:`models.clip_train.zero_shot_accuracy` with prompt ensembles per granularity.
+* Zero-shot: :func:`models.train.clip_train.zero_shot_accuracy` with prompt ensembles per granularity.
 * Linear probe: logistic regression (scikit-learn) on the frozen image tower's pooled features, fitted on
   a training split — the usual ceiling for what the image features hold.
 """
@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 
 from models.captions import Granularity, prompt_ensemble
-from models.clip_data import EvidenceDataset
 from models.encoders import CLIPModel, ImageEncoder
+from models.train.clip_data import EvidenceDataset
 from models.types import DiseaseSets
 
 __all__ = [

@@ -1,8 +1,8 @@
 """Stage 1 of PhenoLIP (seed 004 §4.1): train the phenotype knowledge encoder on attribute pairs.
 
 Symmetric InfoNCE (``τ = 0.07`` by default) over positive attribute pairs with in-batch negatives; batches
-come from :class:`models.sampler.KnowledgePairBatches`, so no two phenotypes in a batch share an attribute
-string or a parent/child edge, and :func:`models.sampler.false_negative_mask` masks any remaining equal texts.
+come from :class:`models.train.sampler.KnowledgePairBatches`, so no two phenotypes in a batch share an attribute
+string or a parent/child edge, and :func:`models.train.sampler.false_negative_mask` masks any remaining equal texts.
 AdamW, linear warm-up then cosine (or linear / constant) decay, gradient clipping.
 
 Artefacts in ``out_dir``: ``config.json``, ``metrics.jsonl`` (one JSON line per logged step),
@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from models.encoders import TextEncoder, freeze_text_layers
 from models.losses import InfoNCELoss
 from models.registry import config_from_dict
-from models.sampler import (
+from models.train.sampler import (
     AttributeKind,
     KnowledgePairBatches,
     SingleAttributePolicy,
@@ -42,7 +42,7 @@ from models.sampler import (
     false_negative_mask,
     normalize_text,
 )
-from models.train_utils import skips_weight_decay
+from models.train.utils import skips_weight_decay
 from models.types import PhenotypeAttributes
 
 __all__ = [
@@ -89,12 +89,12 @@ class KnowledgeTrainConfig:
     name_anchor_prob: float = 0.5
     kind_weights: dict[str, float] | None = None
     """Sampling weight of each attribute kind in a pair (``None``: uniform; see
-    :class:`models.sampler.AttributePairSampler`)."""
+    :class:`models.train.sampler.AttributePairSampler`)."""
     trainable_layers: int | None = None
     """Train only the top N transformer layers (``None``: all; embeddings frozen whenever N is set)."""
     paraphrases: bool = False
     """Add mention-style paraphrases of grouping-term labels as a ``paraphrase`` attribute kind
-    (:mod:`models.paraphrase`)."""
+    (:mod:`models.train.paraphrase`)."""
 
     def __post_init__(self) -> None:
         check_kind_weights(self.kind_weights)

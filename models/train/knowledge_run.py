@@ -2,14 +2,14 @@
 
 The caller reads the data from the graph (:mod:`kg.repo.training_views`, converted by :mod:`models.views`) and
 registers the result (:mod:`kg.repo.registry`): ``phenokg train knowledge-encoder`` does both; ``python -m
-models.knowledge_run --views FILE`` (:func:`main`) trains from an exported views file on a machine without
+models.train.knowledge_run --views FILE`` (:func:`main`) trains from an exported views file on a machine without
 the graph, and ``phenokg models register DIR`` records the result later. Nothing here touches the graph.
 
 Steps:
 
 1. seeded held-out split of the phenotypes (:func:`models.views.split_held_out`);
 2. data hash of (training attributes, held-out ids): equal data and split ⇒ equal hash;
-3. :func:`models.knowledge.train_knowledge_encoder` into ``out_dir`` (resumable);
+3. :func:`models.train.knowledge.train_knowledge_encoder` into ``out_dir`` (resumable);
 4. evaluation of the **trained** encoder and of the **base** (untrained) one with the same settings:
    attribute → term R@1/R@10 on the held-out phenotypes (gallery: every phenotype name) and text →
    phenotype normalisation acc@1/@5 on gold mentions (gallery: names and synonyms of every phenotype);
@@ -31,8 +31,6 @@ from typing import Any, Final
 import torch
 
 from models.encoders import TextEncoder
-from models.knowledge import CHECKPOINT, ENCODER_DIR, KnowledgeTrainConfig, train_knowledge_encoder
-from models.knowledge_eval import GoldMention, evaluate_knowledge_encoder
 from models.registry import (
     METRICS_FILE,
     RunResult,
@@ -44,6 +42,8 @@ from models.registry import (
     write_json_atomic,
     write_model_card,
 )
+from models.train.knowledge import CHECKPOINT, ENCODER_DIR, KnowledgeTrainConfig, train_knowledge_encoder
+from models.train.knowledge_eval import GoldMention, evaluate_knowledge_encoder
 from models.types import PhenotypeAttributes
 from models.views import split_held_out
 
@@ -187,15 +187,15 @@ def run_knowledge_training(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m models.knowledge_run --views FILE --out DIR [--gold FILE] [--config JSON]``: a run on a
+    """``python -m models.train.knowledge_run --views FILE --out DIR [--gold FILE] [--config JSON]``: a run on a
     machine without the graph (a GPU box, say), from a views file written by ``phenokg train export-views``.
     Register the resulting directory with ``phenokg models register DIR`` where the graph is."""
     import argparse
 
-    from models.knowledge_eval import read_gold_mentions
+    from models.train.knowledge_eval import read_gold_mentions
     from models.views import read_views_file
 
-    ap = argparse.ArgumentParser(prog="python -m models.knowledge_run", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m models.train.knowledge_run", description=main.__doc__)
     ap.add_argument("--views", type=Path, required=True, help="views file (phenokg train export-views)")
     ap.add_argument("--out", type=Path, required=True, help="model directory to write")
     ap.add_argument("--gold", type=Path, default=None,

@@ -1,9 +1,9 @@
-"""The entrypoint of a training job on Ray: ``python -m models.job_entry JOB_DIR``.
+"""The entrypoint of a training job on Ray: ``python -m models.train.job_entry JOB_DIR``.
 
 The API (:mod:`app.jobs`) writes ``JOB_DIR/spec.json`` and the job's data file (a views file for a knowledge
 encoder, a clip data file for an image–text model) and submits this module as a Ray job. It trains with the
-existing runs (:func:`models.knowledge_run.run_knowledge_training`, :func:`models.clip_run.run_clip_training`)
-into the model directory the spec names, and leaves:
+existing runs (:func:`models.train.knowledge_run.run_knowledge_training`,
+:func:`models.train.clip_run.run_clip_training`) into the model directory the spec names, and leaves:
 
 * ``entry.pid``: the process id (of rank 0) while it runs;
 * ``<out_dir>/metrics.jsonl``: one line per logged step (the trainers' log, with ``total_steps``), which the API
@@ -14,7 +14,7 @@ The graph is never touched here: the API registers the model directory (as ``phe
 so a job also runs on a Ray cluster that cannot reach the graph, given a shared ``PHENOKG_HOME``.
 
 Multi-GPU (image–text only): with ``options.gpus`` > 1 the entry re-runs itself under ``torchrun
---nproc_per_node N`` (data-parallel :func:`models.clip_train.train_clip`; rank 0 evaluates and writes), inside
+--nproc_per_node N`` (data-parallel :func:`models.train.clip_train.train_clip`; rank 0 evaluates and writes), inside
 the one Ray job that reserved the N GPUs.
 """
 
@@ -46,7 +46,7 @@ def _log(message: str) -> None:
 
 
 def write_clip_data_file(path: str | Path, train: Any, eval_data: Any | None) -> Path:
-    """Write :class:`models.clip_run.ClipData` for training (and evaluation) as one gzipped JSON document."""
+    """Write :class:`models.train.clip_run.ClipData` for training (and evaluation) as one gzipped JSON document."""
     def part(data: Any) -> dict[str, Any]:
         return {"views": data.views, "diseases": [asdict(d) for d in data.diseases.values()],
                 "phenotype_names": data.phenotype_names, "info": data.info}
@@ -60,8 +60,8 @@ def write_clip_data_file(path: str | Path, train: Any, eval_data: Any | None) ->
 
 
 def read_clip_data_file(path: str | Path) -> tuple[Any, Any | None]:
-    """``(train, eval or None)`` as :class:`models.clip_run.ClipData`; a malformed file raises ``ValueError``."""
-    from models.clip_run import ClipData
+    """``(train, eval or None)`` as :class:`models.train.clip_run.ClipData`; a malformed file raises ``ValueError``."""
+    from models.train.clip_run import ClipData
     from models.views import to_disease_sets
 
     src = Path(path)
@@ -78,9 +78,9 @@ def read_clip_data_file(path: str | Path) -> tuple[Any, Any | None]:
 
 
 def _run_knowledge(spec: Mapping[str, Any]) -> dict[str, Any]:
-    from models.knowledge import KnowledgeTrainConfig
-    from models.knowledge_eval import read_gold_mentions
-    from models.knowledge_run import run_knowledge_training
+    from models.train.knowledge import KnowledgeTrainConfig
+    from models.train.knowledge_eval import read_gold_mentions
+    from models.train.knowledge_run import run_knowledge_training
     from models.views import read_views_file
 
     options = spec.get("options") or {}
@@ -99,9 +99,9 @@ def _run_knowledge(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _run_clip(spec: Mapping[str, Any]) -> dict[str, Any] | None:
-    from models.clip_data import CaptionSource
-    from models.clip_run import run_clip_training
-    from models.clip_train import ClipTrainConfig, dist_info
+    from models.train.clip_data import CaptionSource
+    from models.train.clip_run import run_clip_training
+    from models.train.clip_train import ClipTrainConfig, dist_info
 
     options = spec.get("options") or {}
     config = ClipTrainConfig.from_dict(dict(spec["train"]))
@@ -122,7 +122,7 @@ def _torchrun(job_dir: Path, gpus: int) -> int:
     """Re-run this entry data-parallel over ``gpus`` processes on this node."""
     _log(f"starting {gpus} data-parallel ranks (torchrun)")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
-           "-m", "models.job_entry", str(job_dir)]
+           "-m", "models.train.job_entry", str(job_dir)]
     return subprocess.call(cmd)
 
 
@@ -160,7 +160,7 @@ def run(job_dir: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m models.job_entry JOB_DIR", file=sys.stderr)
+        print("usage: python -m models.train.job_entry JOB_DIR", file=sys.stderr)
         return 2
     return run(Path(args[0]))
 
