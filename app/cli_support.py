@@ -12,8 +12,9 @@ import typer
 from kg.config import GraphSettings
 from kg.errors import EmbeddedServerError, GraphUnavailableError, PhenoKGError, SourceFormatError, ValidationError
 
-#: Errors of bad input that are not the project's own: a path that is not there or not readable.
-INPUT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+#: Errors of bad input that are not the project's own: a path that is not there or not readable, a file that is
+#: not text. Every other input check raises :class:`kg.errors.ValidationError`; a plain ``ValueError`` is a bug.
+INPUT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -33,11 +34,6 @@ def exit_code(exc: BaseException) -> int | None:
         return 2
     if isinstance(exc, PhenoKGError):
         return 1
-    if isinstance(exc, ValueError):
-        # Still input: many checks of models/ (npz files, label maps, model directories, views files, configs)
-        # raise a plain ValueError, and the commands relied on that. Until each is a kg.errors.ValidationError,
-        # a ValueError is reported as bad input too (issue 15, item 5).
-        return 2
     return None
 
 

@@ -32,6 +32,7 @@ from typing import Literal
 
 import numpy as np
 
+from kg.errors import ValidationError
 from models.types import DiseaseSets
 
 __all__ = [
@@ -299,7 +300,7 @@ def build_caption(
     :data:`TEMPLATES`); a field the template lacks is simply not stated.
     """
     if granularity not in GRANULARITIES:
-        raise ValueError(f"granularity must be one of {GRANULARITIES}, not {granularity!r}")
+        raise ValidationError(f"granularity must be one of {GRANULARITIES}, not {granularity!r}")
     rng = _as_random(rng_or_seed)
     sets = clean_sets(d, warn=warn)
     effective = _effective_granularity(granularity, sets)
@@ -310,7 +311,7 @@ def build_caption(
     excluded: Sequence[tuple[str, str]] = sets.excluded if effective == "fine" else ()
     if max_items is not None:
         if max_items < 1:
-            raise ValueError("max_items must be >= 1")
+            raise ValidationError("max_items must be >= 1")
         if len(typical) > max_items:
             typical = [typical[i] for i in _sample_sorted(rng, len(typical), max_items)]
         if len(excluded) > max_items:

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from kg.config import EMBED_BACKENDS
+from kg.errors import ValidationError
 from models.encoders import TEXT_CONFIG, TextEncoder, packaged_text_model_path
 from models.onnx_text import OnnxTextModel, onnx_available
 
@@ -152,11 +153,11 @@ def _backend(requested: str | None, device: str, quantize: bool) -> str:
     """``onnx`` or ``torch`` for ``requested`` (``None``: ``$PHENOKG_EMBED_BACKEND``, else ``auto``)."""
     name = (requested or os.environ.get(BACKEND_ENV, "") or "auto").strip().lower()
     if name not in BACKENDS:
-        raise ValueError(f"unknown embedding backend {name!r} (choose one of {', '.join(BACKENDS)}; "
-                         f"{BACKEND_ENV})")
+        raise ValidationError(f"unknown embedding backend {name!r} (choose one of {', '.join(BACKENDS)}; "
+                              f"{BACKEND_ENV})")
     if quantize:
         if name == "torch":
-            raise ValueError("int8 vectors are made by ONNX Runtime: use the onnx (or auto) backend")
+            raise ValidationError("int8 vectors are made by ONNX Runtime: use the onnx (or auto) backend")
         name = "onnx"
     if name == "auto":
         return "onnx" if device == "cpu" and onnx_available() else "torch"
@@ -164,9 +165,9 @@ def _backend(requested: str | None, device: str, quantize: bool) -> str:
         return name
     what = "int8 vectors" if quantize else "the onnx backend"
     if device != "cpu":
-        raise ValueError(f"{what}: CPU only (use the torch or auto backend on a GPU, without int8)")
+        raise ValidationError(f"{what}: CPU only (use the torch or auto backend on a GPU, without int8)")
     if not onnx_available():
-        raise ValueError(f"{what} need ONNX Runtime: pip install onnxruntime onnx")
+        raise ValidationError(f"{what} need ONNX Runtime: pip install onnxruntime onnx")
     return name
 
 
@@ -224,8 +225,8 @@ class TextEmbedder:
                                                       "int8" if quantize else "fp32", threads=threads)
             except Exception as exc:
                 if quantize:
-                    raise ValueError(f"could not export {info.name} to ONNX for int8 ({exc}); embed without int8 "
-                                     "instead") from exc
+                    raise ValidationError(f"could not export {info.name} to ONNX for int8 ({exc}); embed without int8 "
+                                          "instead") from exc
                 warnings.warn(f"ONNX export of {info.name} failed ({exc}); embedding with PyTorch",
                               RuntimeWarning, stacklevel=2)
         return cls(encoder, info, device=dev, runner=runner)

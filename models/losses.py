@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kg.errors import ValidationError
+
 __all__ = [
     "InfoNCELoss",
     "KnowledgeDistillationLoss",
@@ -88,7 +90,7 @@ def soft_targets(
     if jaccard.ndim != 2 or jaccard.shape[0] != jaccard.shape[1]:
         raise ValueError(f"jaccard must be square, got shape {tuple(jaccard.shape)}")
     if not 0.0 <= identity_weight <= 1.0:
-        raise ValueError("identity_weight must lie in [0, 1]")
+        raise ValidationError("identity_weight must lie in [0, 1]")
     n = jaccard.shape[0]
     eye = torch.eye(n, dtype=jaccard.dtype, device=jaccard.device)
     off = ~eye.bool()
@@ -103,7 +105,7 @@ def soft_targets(
             logits = (jaccard / temperature).masked_fill(~off, float("-inf"))
             j_hat = logits.softmax(dim=1)
     else:
-        raise ValueError(f"normalisation must be 'sum' or 'softmax', not {normalisation!r}")
+        raise ValidationError(f"normalisation must be 'sum' or 'softmax', not {normalisation!r}")
     return identity_weight * eye + (1.0 - identity_weight) * j_hat
 
 
@@ -152,7 +154,7 @@ class _ScaledLoss(nn.Module):
     def __init__(self, temperature: float, learnable: bool, max_logit_scale: float) -> None:
         super().__init__()
         if temperature <= 0:
-            raise ValueError("temperature must be > 0")
+            raise ValidationError("temperature must be > 0")
         init = torch.tensor(math.log(1.0 / temperature), dtype=torch.float32)
         if learnable:
             self.logit_scale = nn.Parameter(init)
@@ -213,9 +215,9 @@ class KnowledgeDistillationLoss(nn.Module):
     ) -> None:
         super().__init__()
         if mode not in ("contrastive", "relational", "both"):
-            raise ValueError(f"mode must be 'contrastive', 'relational' or 'both', not {mode!r}")
+            raise ValidationError(f"mode must be 'contrastive', 'relational' or 'both', not {mode!r}")
         if temperature <= 0:
-            raise ValueError("temperature must be > 0")
+            raise ValidationError("temperature must be > 0")
         self.temperature = float(temperature)
         self.mode: KDMode = mode
         self.name = name
@@ -273,7 +275,7 @@ class SoftTargetLoss(_ScaledLoss):
     ) -> None:
         super().__init__(temperature, learnable, max_logit_scale)
         if not 0.0 <= identity_weight <= 1.0:
-            raise ValueError("identity_weight must lie in [0, 1]")
+            raise ValidationError("identity_weight must lie in [0, 1]")
         self.identity_weight = float(identity_weight)
         self.normalisation: SoftNorm = normalisation
         self.jaccard_temperature = float(jaccard_temperature)
@@ -332,7 +334,7 @@ class PhenoLIPLoss(nn.Module):
     ) -> None:
         super().__init__()
         if w_kd < 0 or w_soft < 0:
-            raise ValueError("loss weights must be >= 0")
+            raise ValidationError("loss weights must be >= 0")
         self.w_kd = float(w_kd)
         self.w_soft = float(w_soft)
         self.contrastive = InfoNCELoss(temperature, name="contrastive")

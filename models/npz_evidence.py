@@ -24,6 +24,7 @@ from typing import Final
 from PIL import Image
 from tqdm.auto import tqdm
 
+from kg.errors import ValidationError
 from models.captions import Granularity, build_caption
 from models.train.clip_data import load_npz_split
 from models.types import DiseaseSets
@@ -41,16 +42,16 @@ def parse_label_map(text: str) -> dict[int, str]:
             continue
         label, sep, finding = part.partition("=")
         if not sep or not label.strip() or not finding.strip():
-            raise ValueError(f"label map entry {part!r}: expected LABEL=DISEASE_ID (e.g. 1=CXR:pneumonia)")
+            raise ValidationError(f"label map entry {part!r}: expected LABEL=DISEASE_ID (e.g. 1=CXR:pneumonia)")
         try:
             key = int(label)
         except ValueError as exc:
-            raise ValueError(f"label map entry {part!r}: the label must be an integer") from exc
+            raise ValidationError(f"label map entry {part!r}: the label must be an integer") from exc
         if key in out:
-            raise ValueError(f"label map: label {key} given twice")
+            raise ValidationError(f"label map: label {key} given twice")
         out[key] = finding.strip()
     if not out:
-        raise ValueError("empty label map: expected LABEL=DISEASE_ID[,LABEL=DISEASE_ID…]")
+        raise ValidationError("empty label map: expected LABEL=DISEASE_ID[,LABEL=DISEASE_ID…]")
     return out
 
 
@@ -95,10 +96,10 @@ def write_npz_manifest(
     for split, (images, labels) in arrays.items():
         unknown = sorted({int(x) for x in labels} - set(diseases))
         if unknown:
-            raise ValueError(f"{npz}: {split} labels {unknown} have no disease in the label map")
+            raise ValidationError(f"{npz}: {split} labels {unknown} have no disease in the label map")
         if images.ndim not in (3, 4) or images.dtype.kind != "u":
-            raise ValueError(f"{npz}: {split}_images must be uint8 [N, H, W(, C)], got {images.dtype} "
-                             f"{images.shape}")
+            raise ValidationError(f"{npz}: {split}_images must be uint8 [N, H, W(, C)], got {images.dtype} "
+                                  f"{images.shape}")
     out.mkdir(parents=True, exist_ok=True)
     per_split: dict[str, int] = {}
     chosen = {split: _subset(len(labels), limit, f"{seed}:{split}") for split, (_, labels) in arrays.items()}

@@ -25,6 +25,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import torch
 
+from kg.errors import ValidationError
 from models.encoders import TextEncoder
 
 __all__ = ["OPSET", "OnnxTextModel", "Precision", "export_text_encoder", "onnx_available", "onnx_cache_file"]
@@ -74,7 +75,7 @@ def export_text_encoder(encoder: TextEncoder, target: Path, precision: Precision
     nothing or a whole file.
     """
     if precision not in ("fp32", "int8"):
-        raise ValueError(f"precision must be 'fp32' or 'int8', not {precision!r}")
+        raise ValidationError(f"precision must be 'fp32' or 'int8', not {precision!r}")
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     module = _Export(encoder).eval().to("cpu")

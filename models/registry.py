@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from kg.errors import ValidationError
+
 if TYPE_CHECKING:
     from models.encoders import TextEncoder
 
@@ -83,7 +85,7 @@ def config_from_dict(cls: type[_Config], data: Mapping[str, Any]) -> _Config:
     """Build the config dataclass ``cls`` from ``data``; unknown keys raise ``ValueError``."""
     unknown = set(data) - {f.name for f in fields(cls)}  # type: ignore[arg-type]
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+        raise ValidationError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
     return cls(**dict(data))
 
 
@@ -160,9 +162,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+        raise ValidationError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise ValidationError(f"{path}: expected a JSON object")
     return data
 
 
@@ -222,5 +224,5 @@ def pick_device(device: str | None) -> str:
     if device in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
+        raise ValidationError(f"device {device!r} requested but CUDA is not available")
     return str(device)

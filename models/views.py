@@ -18,6 +18,7 @@ from typing import IO, Any, Final, Literal
 
 import numpy as np
 
+from kg.errors import ValidationError
 from models.types import DiseaseSets, PhenotypeAttributes
 
 __all__ = ["VIEWS_FORMAT", "read_views_file", "split_held_out", "to_attributes", "to_disease_sets",
@@ -68,7 +69,7 @@ def split_held_out(
     over the eligible ids in sorted order, so the split depends on the seed and the set of ids only.
     """
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"held-out fraction must lie in [0, 1), not {fraction}")
+        raise ValidationError(f"held-out fraction must lie in [0, 1), not {fraction}")
     eligible = sorted(a.id for a in attributes if a.definition or a.synonyms)
     n = round(fraction * len(eligible))
     if fraction > 0 and n == 0 and eligible:
@@ -105,22 +106,22 @@ def read_views_file(path: str | Path) -> tuple[list[PhenotypeAttributes], dict[s
         with _open_text(src, "r") as fh:
             doc = json.load(fh)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{src}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+        raise ValidationError(f"{src}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
     except (OSError, EOFError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
-        raise ValueError(f"{src}: unreadable views file ({exc})") from exc
+        raise ValidationError(f"{src}: unreadable views file ({exc})") from exc
     if not isinstance(doc, dict) or doc.get("format") != VIEWS_FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise ValueError(f"{src}: not a phenokg views file (format {found!r}, expected {VIEWS_FORMAT!r})")
+        raise ValidationError(f"{src}: not a phenokg views file (format {found!r}, expected {VIEWS_FORMAT!r})")
     rows = doc.get("phenotypes")
     if not isinstance(rows, list):
-        raise ValueError(f"{src}: 'phenotypes' must be a list")
+        raise ValidationError(f"{src}: 'phenotypes' must be a list")
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not row.get("id") or not row.get("name"):
-            raise ValueError(f"{src}: phenotype #{i + 1} needs an 'id' and a 'name'")
+            raise ValidationError(f"{src}: phenotype #{i + 1} needs an 'id' and a 'name'")
     redirects = doc.get("redirects") or {}
     info = doc.get("info") or {}
     if not isinstance(redirects, dict) or not isinstance(info, dict):
-        raise ValueError(f"{src}: 'redirects' and 'info' must be objects")
+        raise ValidationError(f"{src}: 'redirects' and 'info' must be objects")
     return to_attributes(rows), {str(k): str(v) for k, v in redirects.items()}, info

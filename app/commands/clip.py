@@ -65,7 +65,7 @@ def resolve_text_model(graph: Graph, text_model: str) -> tuple[str | None, str]:
         version = get_model(graph, text_model)
     except NotFoundError as exc:
         raise ValidationError(f"--text-model {text_model!r}: not a directory, 'active', 'packaged' or a registered "
-                         "model id") from exc
+                              "model id") from exc
     return str(knowledge_encoder_dir(version.path)), f"{version.kind} {version.id}"
 
 
@@ -82,7 +82,7 @@ def load_clip_data(graph: Graph, source: str | None, split: str | None, blob_roo
     views: list[dict[str, Any]] = [dict(v) for v in items]
     if not views:
         raise ValidationError(f"no evidence for source={source!r} split={split!r}: import it first "
-                         "(`phenokg evidence import-npz` or `phenokg evidence import`)")
+                              "(`phenokg evidence import-npz` or `phenokg evidence import`)")
     findings = sorted({str(v["extra"]["finding"]) for v in views if (v.get("extra") or {}).get("finding")})
     diseases = {d.id: d for d in to_disease_sets(disease_sets(graph, ids=findings))} if findings else {}
     linked = {p for v in views for key in ("shows", "rules_out") for p in v.get(key) or ()}
@@ -134,7 +134,7 @@ def import_npz(
         unknown = sorted(set(label_map.values()) - set(found))
         if unknown:
             raise ValidationError(f"--labels: no finding or disease {unknown} in the graph (the chest X-ray pack "
-                             "ids look like CXR:pneumonia; build the graph with the pack)")
+                                  "ids look like CXR:pneumonia; build the graph with the pack)")
         with tempfile.TemporaryDirectory(prefix="phenokg-npz-") as tmp:
             manifest = write_npz_manifest(
                 file, tmp, {k: found[v] for k, v in label_map.items()}, dataset=dataset or file.stem,

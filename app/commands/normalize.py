@@ -163,5 +163,5 @@ def _query_encoder(encoder: str | None, meta: dict[str, Any], fingerprint: str) 
         if encoder_info(path, quantized=quantized).fingerprint == fingerprint:
             return TextEmbedder.load(path, quantize=quantized)
     raise ValidationError(f"the graph's phenotype vectors were made by {meta.get('encoder')} "
-                     f"(fingerprint {fingerprint}); pass that encoder with --encoder or {ENCODER_ENV}, "
-                     "re-embed with `phenokg kg embed`, or use --lexical")
+                          f"(fingerprint {fingerprint}); pass that encoder with --encoder or {ENCODER_ENV}, "
+                          "re-embed with `phenokg kg embed`, or use --lexical")

@@ -120,7 +120,7 @@ def train_knowledge_encoder_command(
     attributes = to_attributes(views)
     if len(attributes) < 2:
         raise ValidationError(f"the graph holds {len(attributes)} live phenotype(s) under {branch or 'the root'}: "
-                         "build it first (`phenokg kg build`)")
+                              "build it first (`phenokg kg build`)")
     model_id = None
     if out is None:
         model_id = new_model_id(KIND)

@@ -31,6 +31,7 @@ from typing import Final
 import numpy as np
 
 from kg.analysis.search import FusionModel, Hit, Searcher
+from kg.errors import ValidationError
 
 __all__ = ["DEFAULT_MODEL", "MAX_MENTIONS", "MAX_TOP_K", "Candidate", "Normalizer", "prepare_mention"]
 
@@ -100,7 +101,7 @@ class Normalizer:
         lexical-only normalisation. ``allowed``: restrict to these term ids (e.g. one branch).
         """
         if not 1 <= top_k <= MAX_TOP_K:
-            raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}")
+            raise ValidationError(f"top_k must be between 1 and {MAX_TOP_K}")
         if vectors is not None and len(vectors) != len(mentions):
             raise ValueError(f"{len(mentions)} mentions but {len(vectors)} vectors")
         prepared = [prepare_mention(m) for m in mentions]

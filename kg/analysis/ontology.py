@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from kg.errors import ValidationError
 from kg.ingest.obo import PHENOTYPIC_ABNORMALITY, ROOT_ID, TermRow
 
 
@@ -65,7 +66,7 @@ class OntologyView:
     def _compute_closure(self) -> None:
         if not nx.is_directed_acyclic_graph(self.dag):
             cycle = nx.find_cycle(self.dag)
-            raise ValueError(f"the IS_A hierarchy has a cycle: {cycle}")
+            raise ValidationError(f"the IS_A hierarchy has a cycle: {cycle}")
         closure: dict[str, frozenset[str]] = {}
         for node in reversed(list(nx.topological_sort(self.dag))):  # parents before children
             acc = {node}

@@ -172,7 +172,7 @@ class SemSimIndex:
             distance = np.maximum(ic_a + ic_b - 2.0 * resnik, 0.0)
             sim = 1.0 / (1.0 + distance)
         else:
-            raise ValueError(f"unknown similarity method {method!r} (expected one of {', '.join(METHODS)})")
+            raise ValidationError(f"unknown similarity method {method!r} (expected one of {', '.join(METHODS)})")
         return np.where(same, 1.0, sim), mica_idx
 
     # ---- set similarity -------------------------------------------------------------------------
@@ -181,7 +181,7 @@ class SemSimIndex:
         """Similarity of two sets of term ids. Alternative / obsolete ids are resolved, duplicates dropped;
         an unknown id raises :class:`kg.errors.ValidationError`."""
         if combine not in COMBINES:
-            raise ValueError(f"unknown combination {combine!r} (expected one of {', '.join(COMBINES)})")
+            raise ValidationError(f"unknown combination {combine!r} (expected one of {', '.join(COMBINES)})")
         a_ids = self._resolve_all(a)
         b_ids = self._resolve_all(b)
         ia, ib = self.indices(a_ids), self.indices(b_ids)
@@ -224,4 +224,4 @@ def combine_scores(row_max: np.ndarray, col_max: np.ndarray, combine: str) -> fl
         return float((row_max.mean() + col_max.mean()) / 2.0)
     if combine == "bma":
         return float((row_max.sum() + col_max.sum()) / (len(row_max) + len(col_max)))
-    raise ValueError(f"unknown combination {combine!r} (expected one of {', '.join(COMBINES)})")
+    raise ValidationError(f"unknown combination {combine!r} (expected one of {', '.join(COMBINES)})")

@@ -191,7 +191,7 @@ class BlobStore:
 
     def path(self, sha: str) -> Path:
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
-            raise ValueError(f"not a sha256 hex digest: {sha!r}")
+            raise ValidationError(f"not a sha256 hex digest: {sha!r}")
         return self.root / sha[:2] / sha[2:4] / sha
 
     def has(self, sha: str) -> bool:

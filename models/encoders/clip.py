@@ -12,6 +12,7 @@ from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save_file as save_safetensors
 from torch import Tensor, nn
 
+from kg.errors import ValidationError
 from models.encoders.common import CLIP_CONFIG, FORMAT_VERSION, ProjectionKind, _read_json, _write_json
 from models.encoders.image import ImageEncoder
 from models.encoders.text import TextEncoder
@@ -41,10 +42,10 @@ class ProjectionHead(nn.Module):
             )
         elif kind == "none":
             if in_dim != out_dim:
-                raise ValueError(f"projection 'none' needs in_dim == out_dim ({in_dim} != {out_dim})")
+                raise ValidationError(f"projection 'none' needs in_dim == out_dim ({in_dim} != {out_dim})")
             self.net = nn.Identity()
         else:
-            raise ValueError(f"kind must be 'linear', 'mlp' or 'none', not {kind!r}")
+            raise ValidationError(f"kind must be 'linear', 'mlp' or 'none', not {kind!r}")
 
     def forward(self, x: Tensor) -> Tensor:
         """Project ``[B, in_dim]`` → ``[B, out_dim]``."""

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from kg.errors import ValidationError
+
 PoolingMode = Literal["mean", "cls", "max"]
 ProjectionKind = Literal["linear", "mlp", "none"]
 
@@ -46,7 +48,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     with path.open(encoding="utf-8") as fh:
         data = json.load(fh)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise ValidationError(f"{path}: expected a JSON object")
     return data
 
 

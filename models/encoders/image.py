@@ -11,6 +11,7 @@ from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save_file as save_safetensors
 from torch import Tensor, nn
 
+from kg.errors import ValidationError
 from models.encoders.common import (
     FORMAT_VERSION,
     IMAGE_CONFIG,
@@ -36,7 +37,7 @@ def _extract_state_dict(obj: Any, source: str) -> dict[str, Tensor]:
             if all(k.startswith("module.") for k in out):
                 out = {k[len("module.") :]: v for k, v in out.items()}
             return out
-    raise ValueError(f"{source}: not a state dict of tensors")
+    raise ValidationError(f"{source}: not a state dict of tensors")
 
 
 def load_checkpoint_tensors(path: str | Path) -> dict[str, Tensor]:
@@ -55,14 +56,14 @@ def load_state_dict_by_position(
     """Load ``source`` into ``model`` pairing tensors by position; every shape must match; strict load."""
     target = model.state_dict()
     if len(source) != len(target):
-        raise ValueError(
+        raise ValidationError(
             f"{what} has {len(source)} tensors but {type(model).__name__} expects {len(target)}; "
             "cannot map by position"
         )
     mapped: dict[str, Tensor] = {}
     for pos, ((src_key, src), (dst_key, dst)) in enumerate(zip(source.items(), target.items(), strict=True)):
         if tuple(src.shape) != tuple(dst.shape):
-            raise ValueError(
+            raise ValidationError(
                 f"{what}: position {pos}: {src_key} has shape {tuple(src.shape)} but model tensor {dst_key} "
                 f"has shape {tuple(dst.shape)}; the architectures differ"
             )
@@ -103,8 +104,8 @@ def _load_into_timm(model_name: str, source: Mapping[str, Tensor], num_classes: 
     expected = headless.state_dict()
     for k in head_keys if set(head_keys) <= set(src_keys) else ():  # loading by name: shapes must agree
         if tuple(source[k].shape) != tuple(expected[k].shape):
-            raise ValueError(f"{what}: {prefix or ''}{k} has shape {tuple(source[k].shape)} but {model_name} "
-                             f"expects {tuple(expected[k].shape)}; is it a checkpoint for {model_name}?")
+            raise ValidationError(f"{what}: {prefix or ''}{k} has shape {tuple(source[k].shape)} but {model_name} "
+                                  f"expects {tuple(expected[k].shape)}; is it a checkpoint for {model_name}?")
     net: nn.Module
     if set(head_keys) <= set(src_keys):
         if num_classes:
@@ -123,7 +124,7 @@ def _load_into_timm(model_name: str, source: Mapping[str, Tensor], num_classes: 
         last = list(source.values())[-1]
         ckpt_classes = int(last.shape[0]) if last.ndim == 1 else -1
         if ckpt_classes <= 0 or len(source) != len(head_keys) + 2:
-            raise ValueError(
+            raise ValidationError(
                 f"{what} has {len(source)} tensors; {model_name} has {len(head_keys)} without its classifier "
                 f"and {len(head_keys) + 2} with it. Is it a checkpoint for {model_name}?"
             )
@@ -195,7 +196,7 @@ class ImageEncoder(nn.Module):
             default_mean, default_std = cfg.get("mean", LITE0_MEAN), cfg.get("std", LITE0_STD)
         elif pretrained:
             if model_name not in LITE0_NAMES:
-                raise ValueError(
+                raise ValidationError(
                     f"no packaged weights for {model_name!r}: pass checkpoint=<path> or pretrained=False "
                     f"(packaged: {sorted(LITE0_NAMES)})"
                 )

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kg.errors import ValidationError
 from models.encoders.common import (
     FORMAT_VERSION,
     TEXT_CONFIG,
@@ -45,11 +46,11 @@ def _sentence_transformers_settings(root: Path) -> tuple[Path, dict[str, Any]]:
             elif cfg.get("pooling_mode_max_tokens"):
                 settings["pooling"] = "max"
             else:
-                raise ValueError(f"{mpath}: unsupported sentence-transformers pooling {cfg}")
+                raise ValidationError(f"{mpath}: unsupported sentence-transformers pooling {cfg}")
         elif kind.endswith(".Normalize"):
             settings["normalize"] = True
     if transformer_dir is None:
-        raise ValueError(f"{root}: modules.json lists no Transformer module")
+        raise ValidationError(f"{root}: modules.json lists no Transformer module")
     for cfg_dir in (transformer_dir, root):
         st_cfg = cfg_dir / "sentence_bert_config.json"
         if st_cfg.exists():
@@ -97,7 +98,7 @@ class TextEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if pooling not in ("mean", "cls", "max"):
-            raise ValueError(f"pooling must be 'mean', 'cls' or 'max', not {pooling!r}")
+            raise ValidationError(f"pooling must be 'mean', 'cls' or 'max', not {pooling!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.pooling: PoolingMode = pooling
@@ -145,10 +146,11 @@ class TextEncoder(nn.Module):
         elif not root.exists():
             raise FileNotFoundError(f"text model directory not found: {root} (nothing is downloaded)")
         elif not root.is_dir():
-            raise ValueError(f"{root} is a file: a text model is a directory (Hugging Face or sentence-transformers, "
-                             "with config.json and the tokenizer files)")
+            raise ValidationError(f"{root} is a file: a text model is a directory (Hugging Face or "
+                                  "sentence-transformers, with config.json and the tokenizer files)")
         elif not (root / "config.json").is_file():
-            raise ValueError(f"{root}: no config.json — not a Hugging Face or sentence-transformers model directory")
+            raise ValidationError(f"{root}: no config.json — not a Hugging Face or sentence-transformers model "
+                                  "directory")
         model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
         model = model.float()
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
@@ -273,8 +275,8 @@ def freeze_text_layers(text: TextEncoder, trainable_layers: int | None) -> int:
             p.requires_grad_(False)
         return 0
     if layers is None:
-        raise ValueError(f"cannot train only the top {trainable_layers} layers: {type(model).__name__} has no "
-                         "encoder.layer list (train all layers, or none)")
+        raise ValidationError(f"cannot train only the top {trainable_layers} layers: {type(model).__name__} has no "
+                              "encoder.layer list (train all layers, or none)")
     keep = {id(p) for layer in list(layers)[-trainable_layers:] for p in layer.parameters()}
     for p in model.parameters():
         if id(p) not in keep:

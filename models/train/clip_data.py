@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from kg.errors import ValidationError
 from models.captions import Granularity, build_caption
 from models.train.sampler import false_negative_mask
 from models.types import DiseaseSets
@@ -133,7 +134,7 @@ def to_image_tensor(image: Any, image_size: int | None) -> Tensor:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3:
-        raise ValueError(f"expected an [H, W] or [H, W, C] image, got shape {arr.shape}")
+        raise ValidationError(f"expected an [H, W] or [H, W, C] image, got shape {arr.shape}")
     arr = np.ascontiguousarray(arr)
     if not arr.flags.writeable:  # PIL-backed arrays are read-only; torch wants to own writable memory
         arr = arr.copy()
@@ -152,17 +153,17 @@ def load_npz_split(path: str | Path, split: str = "train") -> tuple[np.ndarray, 
     try:
         archive = np.load(Path(path), allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise ValueError(f"{path}: not a NumPy .npz archive of arrays ({type(exc).__name__})") from exc
+        raise ValidationError(f"{path}: not a NumPy .npz archive of arrays ({type(exc).__name__})") from exc
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: a single .npy array, not a .npz archive with <split>_images / <split>_labels")
+        raise ValidationError(f"{path}: a single .npy array, not a .npz archive with <split>_images / <split>_labels")
     with archive as data:
         key_i, key_l = f"{split}_images", f"{split}_labels"
         if key_i not in data or key_l not in data:
-            raise ValueError(f"{path}: no {key_i} / {key_l} arrays (has {sorted(data.keys())})")
+            raise ValidationError(f"{path}: no {key_i} / {key_l} arrays (has {sorted(data.keys())})")
         try:
             return np.asarray(data[key_i]), np.asarray(data[key_l]).reshape(-1).astype(np.int64)
         except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path}: cannot read {key_i} / {key_l} ({exc})") from exc
+            raise ValidationError(f"{path}: cannot read {key_i} / {key_l} ({exc})") from exc
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ class EvidenceDataset(Dataset[ClipSample]):
                  seed: int = 0, max_items: int | None = 8, study: str = "chest radiograph",
                  cache_images: bool = True) -> None:
         if captions not in CAPTION_SOURCES:
-            raise ValueError(f"captions must be one of {', '.join(CAPTION_SOURCES)}, not {captions!r}")
+            raise ValidationError(f"captions must be one of {', '.join(CAPTION_SOURCES)}, not {captions!r}")
         records = [i if isinstance(i, EvidenceRecord) else EvidenceRecord.from_view(i) for i in items]
         self.image_size = int(image_size) if image_size is not None else None
         self.items = [r for r in records if r.blob_path and r.caption and Path(r.blob_path).is_file()]
@@ -224,7 +225,7 @@ class EvidenceDataset(Dataset[ClipSample]):
         if captions != "stored":
             lacking = sorted({r.finding for r in self.items if r.finding and r.finding not in self.diseases})
             if lacking:
-                raise ValueError(f"no typical/excluded sets for findings {lacking}: cannot re-caption")
+                raise ValidationError(f"no typical/excluded sets for findings {lacking}: cannot re-caption")
         self.seed = int(seed)
         self.max_items = max_items
         self.study = study
@@ -302,12 +303,12 @@ class SetTheoryCaptionDataset(Dataset[ClipSample]):
         self.images = images
         self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if len(self.images) != len(self.labels):
-            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+            raise ValidationError(f"{len(self.images)} images but {len(self.labels)} labels")
         unknown = sorted(set(int(x) for x in np.unique(self.labels)) - set(diseases))
         if unknown:
-            raise ValueError(f"labels without a disease: {unknown}")
+            raise ValidationError(f"labels without a disease: {unknown}")
         if granularity not in ("coarse", "medium", "fine", "mixed"):
-            raise ValueError(f"granularity must be coarse, medium, fine or mixed, not {granularity!r}")
+            raise ValidationError(f"granularity must be coarse, medium, fine or mixed, not {granularity!r}")
         self.diseases = dict(diseases)
         self.granularity: CaptionGranularity = granularity
         self.image_size = int(image_size) if image_size is not None else None

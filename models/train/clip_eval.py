@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kg.errors import ValidationError
 from models.captions import Granularity, prompt_ensemble
 from models.encoders import CLIPModel, ImageEncoder
 from models.train.clip_data import EvidenceDataset
@@ -209,7 +210,7 @@ def linear_probe(encoder: ImageEncoder, train_images: Tensor, train_labels: Sequ
     x_train, x_test = _pooled(encoder, train_images, batch_size), _pooled(encoder, test_images, batch_size)
     y_train, y_test = np.asarray(train_labels), np.asarray(test_labels)
     if len(set(y_train.tolist())) < 2:
-        raise ValueError("linear probe: the training split needs at least two classes")
+        raise ValidationError("linear probe: the training split needs at least two classes")
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000, random_state=seed))
     clf.fit(x_train, y_train)
     pred = clf.predict(x_test)

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import torch
 
+from kg.errors import ValidationError
 from models.encoders import CLIP_CONFIG, CLIPModel
 from models.registry import (
     RunResult,
@@ -74,7 +75,7 @@ class ClipData:
             if not isinstance(label, int) or not finding or finding not in self.diseases:
                 continue
             if label in out and out[label].id != finding:
-                raise ValueError(f"label {label} is given to two findings: {out[label].id} and {finding}")
+                raise ValidationError(f"label {label} is given to two findings: {out[label].id} and {finding}")
             out[label] = self.diseases[str(finding)]
         return out
 
@@ -95,8 +96,8 @@ class ClipData:
                              seed=seed)
         if len(ds) == 0:
             where = ", ".join(f"{k}={v}" for k, v in self.info.items() if k in ("source", "split") and v)
-            raise ValueError(f"no evidence with an image on this machine ({where or 'all evidence'}; "
-                             f"{len(ds.missing)} without): import some with `phenokg evidence import-npz`")
+            raise ValidationError(f"no evidence with an image on this machine ({where or 'all evidence'}; "
+                                  f"{len(ds.missing)} without): import some with `phenokg evidence import-npz`")
         return ds
 
 
@@ -184,7 +185,7 @@ def run_clip_training(
     """
     out = Path(out_dir)
     if (out / "config.json").exists() or (out / MODEL_DIR).exists():
-        raise ValueError(f"{out} already holds a model: choose another --out")
+        raise ValidationError(f"{out} already holds a model: choose another --out")
     dev = pick_device(device)
     dataset = train.dataset(config.image_size, captions=captions, seed=config.seed)
     if dev.startswith("cuda") and dataset.common_size() is not None:

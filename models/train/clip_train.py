@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
+from kg.errors import ValidationError
 from models.encoders import CLIPModel, ImageEncoder, TextEncoder, freeze_text_layers
 from models.losses import PhenoLIPLoss
 from models.registry import config_from_dict
@@ -265,7 +266,7 @@ def _train(dataset: Dataset[ClipSample], config: ClipTrainConfig, out: Path, dev
                         num_workers=config.num_workers, pin_memory=dev.type == "cuda", drop_last=drop_last)
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
-        raise ValueError(f"no batch: {n} items for batch size {config.batch_size} × {world} rank(s)")
+        raise ValidationError(f"no batch: {n} items for batch size {config.batch_size} × {world} rank(s)")
     total = int(config.max_steps) if config.max_steps is not None else steps_per_epoch * int(config.epochs)
     optimizer = torch.optim.AdamW(_param_groups(model, config))
     scheduler = torch.optim.lr_scheduler.LambdaLR(

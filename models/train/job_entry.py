@@ -31,6 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Final, cast
 
+from kg.errors import ValidationError
 from models.registry import write_json_atomic
 
 __all__ = ["CLIP_DATA_FORMAT", "RESULT_FILE", "SPEC_FILE", "main", "read_clip_data_file", "write_clip_data_file"]
@@ -68,7 +69,7 @@ def read_clip_data_file(path: str | Path) -> tuple[Any, Any | None]:
     with gzip.open(src, "rt", encoding="utf-8") as fh:
         doc = json.load(fh)
     if not isinstance(doc, dict) or doc.get("format") != CLIP_DATA_FORMAT:
-        raise ValueError(f"{src}: not a phenokg clip data file (expected format {CLIP_DATA_FORMAT!r})")
+        raise ValidationError(f"{src}: not a phenokg clip data file (expected format {CLIP_DATA_FORMAT!r})")
 
     def part(d: Mapping[str, Any]) -> ClipData:
         diseases = {x.id: x for x in to_disease_sets(d.get("diseases") or [])}
@@ -145,7 +146,7 @@ def run(job_dir: Path) -> int:
         elif spec["kind"] == "clip":
             outcome = _run_clip(spec)
         else:
-            raise ValueError(f"unknown job kind {spec['kind']!r}")
+            raise ValidationError(f"unknown job kind {spec['kind']!r}")
     except Exception as exc:
         traceback.print_exc()
         if rank == 0:

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from kg.errors import ValidationError
 from models.encoders import TextEncoder, freeze_text_layers
 from models.losses import InfoNCELoss
 from models.registry import config_from_dict
@@ -99,7 +100,7 @@ class KnowledgeTrainConfig:
     def __post_init__(self) -> None:
         check_kind_weights(self.kind_weights)
         if self.trainable_layers is not None and self.trainable_layers < 1:
-            raise ValueError("trainable_layers must be >= 1 (or None: all layers)")
+            raise ValidationError("trainable_layers must be >= 1 (or None: all layers)")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
@@ -171,7 +172,7 @@ def _check_resumable(saved: dict[str, Any], config: KnowledgeTrainConfig) -> Non
     diffs = [k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k]]
     if diffs:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in diffs)
-        raise ValueError(f"cannot resume: the config changed ({detail})")
+        raise ValidationError(f"cannot resume: the config changed ({detail})")
 
 
 def train_knowledge_encoder(
@@ -236,7 +237,7 @@ def _train(
         epochs = int(config.epochs)
         total_steps = sum(data.batches_per_epoch(epochs))
     if total_steps <= 0:
-        raise ValueError(
+        raise ValidationError(
             "nothing to train: need at least 2 phenotypes with 2 or more distinct attributes "
             f"({len(data.pair_sampler)} usable of {len(attributes)})"
         )
@@ -395,7 +396,7 @@ def evaluate_attribute_retrieval(
                 targets.append(target)
                 kinds.append(a.kind)
     if not queries:
-        raise ValueError("no queries: the held-out phenotypes have no attributes of the requested kinds")
+        raise ValidationError("no queries: the held-out phenotypes have no attributes of the requested kinds")
     g = torch.nn.functional.normalize(encoder.encode(gallery, batch_size=batch_size).float(), dim=-1)
     q = torch.nn.functional.normalize(encoder.encode(queries, batch_size=batch_size).float(), dim=-1)
     sims = q @ g.T

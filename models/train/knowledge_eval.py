@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from kg.errors import ValidationError
 from models.encoders import TextEncoder
 from models.train.knowledge import evaluate_attribute_retrieval
 from models.types import PhenotypeAttributes
@@ -47,7 +48,7 @@ def _mention_lines(source: Path, lines: Sequence[str]) -> list[tuple[int, GoldMe
             continue
         mention, hpo = parts[2].strip(), parts[3].strip()
         if not hpo.startswith("HP:"):
-            raise ValueError(f"{source}:{lineno}: expected an HP id in column 4, got {hpo!r}")
+            raise ValidationError(f"{source}:{lineno}: expected an HP id in column 4, got {hpo!r}")
         if mention:
             out.append((lineno, (mention, hpo)))
     return out

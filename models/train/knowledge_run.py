@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import torch
 
+from kg.errors import ValidationError
 from models.encoders import TextEncoder
 from models.registry import (
     METRICS_FILE,
@@ -111,11 +112,11 @@ def run_knowledge_training(
     if resume and run_path.is_file():
         saved = json.loads(run_path.read_text(encoding="utf-8"))
         if saved.get("data_hash") != dhash:
-            raise ValueError(f"cannot resume {out}: the training data changed since the run started "
-                             f"({saved.get('data_hash')} -> {dhash})")
+            raise ValidationError(f"cannot resume {out}: the training data changed since the run started "
+                                  f"({saved.get('data_hash')} -> {dhash})")
         model_id = str(saved["model_id"])
     elif not resume and out.exists() and any((out / f).exists() for f in (CHECKPOINT, METRICS_FILE, RUN_FILE)):
-        raise ValueError(f"{out} already holds a training run: pass --resume to continue it, or another --out")
+        raise ValidationError(f"{out} already holds a training run: pass --resume to continue it, or another --out")
     model_id = model_id or new_model_id(KIND)
     version = code_version()
     created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -210,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         fields = json.loads(args.config)
         if not isinstance(fields, dict):
-            raise ValueError("--config must be a JSON object")
+            raise ValidationError("--config must be a JSON object")
         config = KnowledgeTrainConfig.from_dict(fields)
         attributes, redirects, info = read_views_file(args.views)
         mentions = read_gold_mentions(args.gold) if args.gold is not None else []

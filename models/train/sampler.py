@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from kg.errors import ValidationError
 from models.train.paraphrase import paraphrases_of_labels
 from models.types import PhenotypeAttributes
 
@@ -126,10 +127,10 @@ def check_kind_weights(weights: Mapping[str, float] | None) -> dict[str, float] 
     out: dict[str, float] = {}
     for kind, value in weights.items():
         if kind not in ATTRIBUTE_KINDS:
-            raise ValueError(f"unknown attribute kind {kind!r} (known: {', '.join(ATTRIBUTE_KINDS)})")
+            raise ValidationError(f"unknown attribute kind {kind!r} (known: {', '.join(ATTRIBUTE_KINDS)})")
         w = float(value)
         if not np.isfinite(w) or w < 0:
-            raise ValueError(f"the weight of {kind!r} must be a finite number >= 0, not {value!r}")
+            raise ValidationError(f"the weight of {kind!r} must be a finite number >= 0, not {value!r}")
         out[kind] = w
     return out
 
@@ -155,9 +156,9 @@ class AttributePairSampler:
         paraphrase: bool = False,
     ) -> None:
         if single_attribute not in ("skip", "template"):
-            raise ValueError(f"single_attribute must be 'skip' or 'template', not {single_attribute!r}")
+            raise ValidationError(f"single_attribute must be 'skip' or 'template', not {single_attribute!r}")
         if not 0.0 <= name_anchor_prob <= 1.0:
-            raise ValueError("name_anchor_prob must lie in [0, 1]")
+            raise ValidationError("name_anchor_prob must lie in [0, 1]")
         self.seed = int(seed)
         self.name_anchor_prob = float(name_anchor_prob)
         self.kind_weights = check_kind_weights(kind_weights)
@@ -233,7 +234,7 @@ class ConflictFreeBatchSampler:
         attributes: Sequence[Sequence[Attribute]] | None = None,
     ) -> None:
         if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+            raise ValidationError("batch_size must be >= 1")
         self.phenotypes = tuple(phenotypes)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
@@ -350,7 +351,7 @@ class KnowledgePairBatches:
         while self.epoch < epochs:
             batches = self.epoch_batches(self.epoch)
             if not batches:
-                raise ValueError(
+                raise ValidationError(
                     f"epoch {self.epoch} has no batch of {self.min_batch} or more compatible phenotypes "
                     f"({len(self.pair_sampler)} usable phenotypes)"
                 )
@@ -368,7 +369,7 @@ class KnowledgePairBatches:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a position saved by :meth:`state_dict` (the seed must match)."""
         if int(state["seed"]) != self.seed:
-            raise ValueError(f"sampler seed mismatch: checkpoint {state['seed']}, sampler {self.seed}")
+            raise ValidationError(f"sampler seed mismatch: checkpoint {state['seed']}, sampler {self.seed}")
         self.epoch = int(state["epoch"])
         self.batch = int(state["batch"])
 
