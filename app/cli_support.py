@@ -3,13 +3,14 @@ failures, and the mapping of the project's errors to exit codes (applied once, i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
 
-from kg.config import GraphSettings
+from app.config import AppSettings
 from kg.errors import EmbeddedServerError, GraphUnavailableError, PhenoKGError, SourceFormatError, ValidationError
 
 #: Errors of bad input that are not the project's own: a path that is not there or not readable, a file that is
@@ -44,10 +45,17 @@ def message(exc: BaseException) -> str:
     return str(exc)
 
 
+@functools.cache
+def settings() -> AppSettings:
+    """The settings of this process, read from the environment once; every command (and the API that
+    ``phenokg serve`` runs) uses this one object."""
+    return AppSettings()
+
+
 @contextmanager
 def graph_connection(start: bool = True) -> Iterator[Any]:
     """A graph for one command: starts the embedded server if it is not running, stops it afterwards."""
     from kg.store.graph import open_graph
 
-    with open_graph(GraphSettings(), start_embedded=start) as graph:
+    with open_graph(settings(), start_embedded=start) as graph:
         yield graph

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, cast
 
 import typer
 
-from app.cli_support import graph_connection, note
+from app.cli_support import graph_connection, note, settings
 from kg.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -72,13 +72,12 @@ def resolve_text_model(graph: Graph, text_model: str) -> tuple[str | None, str]:
 def load_clip_data(graph: Graph, source: str | None, split: str | None, blob_root: Path | None = None) -> ClipData:
     """Evidence of ``source`` / ``split`` with its findings' disease sets and phenotype names (image paths in
     ``blob_root``, default the blob store of ``PHENOKG_HOME``)."""
-    from kg.config import GraphSettings
     from kg.ingest.build import build_meta
     from kg.repo.training_views import disease_sets, evidence_items, phenotype_names
     from models.train.clip_run import ClipData
     from models.views import to_disease_sets
 
-    items = evidence_items(graph, blob_root=blob_root or GraphSettings().blob_dir, source=source, split=split)
+    items = evidence_items(graph, blob_root=blob_root or settings().blob_dir, source=source, split=split)
     views: list[dict[str, Any]] = [dict(v) for v in items]
     if not views:
         raise ValidationError(f"no evidence for source={source!r} split={split!r}: import it first "
@@ -117,7 +116,6 @@ def import_npz(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Import labelled images as evidence with set-theory captions from each label's finding sets."""
-    from kg.config import GraphSettings
     from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph
     from kg.repo.training_views import disease_sets
     from models.npz_evidence import parse_label_map, write_npz_manifest
@@ -141,7 +139,7 @@ def import_npz(
                 license=license, splits=split_list, granularity=cast("Any", granularity), seed=seed,
                 limit=limit, progress=not quiet)
             report = import_evidence(graph, manifest.path, linker_from_graph(graph),
-                                     BlobStore(GraphSettings().blob_dir), progress=not quiet)
+                                     BlobStore(settings().blob_dir), progress=not quiet)
     for error in report.errors:
         note(f"skipped {error}")
     summary = {k: v for k, v in vars(report).items() if k not in ("errors", "file")}
@@ -190,7 +188,6 @@ def train_clip_command(
 
     Data-parallel over N GPUs (or CPU processes): `phenokg db start`, then
     `torchrun --nproc_per_node N -m app.cli train clip … --out DIR`; rank 0 evaluates and registers."""
-    from kg.config import GraphSettings
     from kg.repo.registry import ModelVersion, register_model
     from kg.repo.registry import activate_model as activate_version
     from models.registry import new_model_id
@@ -239,7 +236,7 @@ def train_clip_command(
         seed=seed, num_workers=num_workers)
     # under torchrun the id derives from --out so that every rank agrees on it
     model_id = f"{KIND}-{out.resolve().name}" if world > 1 and out is not None else new_model_id(KIND)
-    out_dir = out or GraphSettings().models_dir / KIND / model_id
+    out_dir = out or settings().models_dir / KIND / model_id
     train_data.info["text_model"] = text_desc
     result = run_clip_training(train_data, config, out_dir, captions=cast("CaptionSource", captions),
                                eval_data=eval_data, ks=ks, model_id=model_id, device=device,

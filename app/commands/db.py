@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli_support import fail
-from kg.config import GraphSettings
+from app.cli_support import fail, settings
 
 app = typer.Typer()
 db_app = typer.Typer(help="Run the embedded graph server (ArcadeDB over Bolt).", no_args_is_help=True)
@@ -20,10 +19,10 @@ def db_start() -> None:
     """Start the embedded graph server in the background (it keeps running until `phenokg db stop`)."""
     from kg.store.embedded import EmbeddedServer
 
-    settings = GraphSettings()
-    if not settings.embedded:
-        fail(f"NEO4J_URI is set ({settings.neo4j_uri}): there is no embedded server to start", 2)
-    server = EmbeddedServer(settings)
+    config = settings()
+    if not config.embedded:
+        fail(f"NEO4J_URI is set ({config.neo4j_uri}): there is no embedded server to start", 2)
+    server = EmbeddedServer(config)
     already = server.status()
     state = already or server.start(detached=True)
     word = "already running" if already else "started"
@@ -36,7 +35,7 @@ def db_stop() -> None:
     """Stop the embedded graph server cleanly."""
     from kg.store.embedded import EmbeddedServer
 
-    stopped = EmbeddedServer(GraphSettings()).stop()
+    stopped = EmbeddedServer(settings()).stop()
     typer.echo("embedded graph server stopped" if stopped else "embedded graph server was not running")
 
 
@@ -45,12 +44,12 @@ def db_status(as_json: Annotated[bool, typer.Option("--json", help="Machine-read
     """Show whether the embedded graph server runs, where, and how to connect."""
     from kg.store.embedded import EmbeddedServer
 
-    settings = GraphSettings()
-    if not settings.embedded:
-        typer.echo(json.dumps({"mode": "external", "uri": settings.neo4j_uri}) if as_json
-                   else f"external graph server: {settings.neo4j_uri}")
+    config = settings()
+    if not config.embedded:
+        typer.echo(json.dumps({"mode": "external", "uri": config.neo4j_uri}) if as_json
+                   else f"external graph server: {config.neo4j_uri}")
         return
-    server = EmbeddedServer(settings)
+    server = EmbeddedServer(config)
     state = server.status()
     info = {"mode": "embedded", "running": state is not None, "data": str(server.root),
             "credentials": str(server.credentials_file)}

@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 
-from app.cli_support import graph_connection
+from app.cli_support import graph_connection, settings
 from app.commands import clip as clip_commands
-from kg.config import GraphSettings
 
 app = typer.Typer()
 evidence_app = typer.Typer(help="Image–caption evidence.", no_args_is_help=True)
@@ -26,9 +25,9 @@ def evidence_import(
     """Import image–caption evidence: images stored once by sha256, captions linked to phenotypes."""
     from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph
 
-    settings = GraphSettings()
+    config = settings()
     with graph_connection() as graph:
-        report = import_evidence(graph, file, linker_from_graph(graph), BlobStore(settings.blob_dir),
+        report = import_evidence(graph, file, linker_from_graph(graph), BlobStore(config.blob_dir),
                                  progress=not quiet)
     for error in report.errors:
         typer.echo(f"phenokg: skipped {error}", err=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kg.config import GraphSettings
+from app.cli_support import settings
 
 app = typer.Typer()
 
@@ -27,8 +27,8 @@ def serve(
     from kg.store.graph import connect
     from kg.store.migrations import migrate
 
-    settings = GraphSettings()
-    graph = connect(settings)  # owns an embedded server it starts; stopped in `finally`
+    config = settings()
+    graph = connect(config)  # owns an embedded server it starts; stopped in `finally`
     try:
         applied = migrate(graph)
         if applied:
@@ -42,6 +42,6 @@ def serve(
         emb = ensure_embeddings(graph)  # only missing or stale terms; a quick no-op when up to date
         if not emb.up_to_date:
             typer.echo(f"embedded {emb.embedded_strings} phenotype names/synonyms ({emb.encoder})", err=True)
-        uvicorn.run(create_app(), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(config), host=host, port=port, log_level="info")
     finally:
         graph.close()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, cast
 
 import typer
 
-from app.cli_support import fail, graph_connection, note
+from app.cli_support import fail, graph_connection, note, settings
 from app.commands import clip as clip_commands
 from kg.errors import ValidationError
 
@@ -89,7 +89,6 @@ def train_knowledge_encoder_command(
     if base_model is not None and not base_model.expanduser().exists():
         raise FileNotFoundError(f"--base-model {base_model}: no such directory")
 
-    from kg.config import GraphSettings
     from kg.errors import NotFoundError
     from kg.repo.registry import ModelVersion, get_model, register_model, update_metrics
     from kg.repo.registry import activate_model as activate_version
@@ -124,7 +123,7 @@ def train_knowledge_encoder_command(
     model_id = None
     if out is None:
         model_id = new_model_id(KIND)
-        out = GraphSettings().models_dir / KIND / model_id
+        out = settings().models_dir / KIND / model_id
     elif resume and not (out / RUN_FILE).is_file():
         note(f"note: {out} holds no interrupted run: starting afresh")
     config = KnowledgeTrainConfig(
