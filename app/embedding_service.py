@@ -19,13 +19,15 @@ log = logging.getLogger(__name__)
 
 def ensure_embeddings(graph: Graph, encoder: str | Path | None = None, *, batch_size: int | None = None,
                       progress: bool = True, force: bool = False, quantize: bool = False,
-                      vector_index: bool = True, backend: str | None = None) -> EmbedReport:
+                      vector_index: bool = True, backend: str | None = None,
+                      onnx_cache: Path | None = None) -> EmbedReport:
     """Compute the phenotype vectors that are missing or stale (no-op, without loading the model, when none).
 
     ``encoder``: a text-encoder directory; default ``$PHENOKG_TEXT_ENCODER``, else the active knowledge
     encoder of the model registry, else the packaged MiniLM. ``backend``: ``auto`` | ``onnx`` | ``torch``
-    (``None``: ``$PHENOKG_EMBED_BACKEND``, else ``auto``). The call for ``phenokg serve`` after its build:
-    ``ensure_embeddings(graph)``.
+    (``None``: ``$PHENOKG_EMBED_BACKEND``, else ``auto``). ``onnx_cache``: where ONNX exports are kept (the
+    caller's ``settings.onnx_cache_dir``; ``None``: read from the environment). ``phenokg serve`` calls it after
+    its build.
     """
     from kg.repo.embeddings import EmbedReport, EncoderMeta, embed_graph, embedding_meta, stale_terms
     from models.embeddings import encoder_info, resolve_encoder_path
@@ -44,7 +46,7 @@ def ensure_embeddings(graph: Graph, encoder: str | Path | None = None, *, batch_
             return embed_graph(graph, _no_encode, meta, progress=False, vector_index=vector_index)
     from models.embeddings import TextEmbedder
 
-    embedder = TextEmbedder.load(path, quantize=quantize, backend=backend)
+    embedder = TextEmbedder.load(path, quantize=quantize, backend=backend, cache_dir=onnx_cache)
 
     def encode(texts: Sequence[str], progress: bool) -> np.ndarray:
         return embedder.encode(texts, batch_size=batch_size, progress=progress, desc="embedding phenotypes")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from app.cli_support import graph_connection
+from app.cli_support import graph_connection, settings
 from app.embedding_service import ensure_embeddings
 from kg.config import EMBED_BACKENDS
 from kg.errors import ValidationError
@@ -140,7 +140,8 @@ def kg_embed(
                                  param_hint="--backend")
     with graph_connection() as graph:
         report = ensure_embeddings(graph, encoder, batch_size=batch_size, progress=not quiet, force=force,
-                                   quantize=int8, vector_index=not no_vector_index, backend=backend)
+                                   quantize=int8, vector_index=not no_vector_index, backend=backend,
+                                   onnx_cache=settings().onnx_cache_dir)
     typer.echo(json.dumps(report.as_dict(), indent=2))
 
 
@@ -161,7 +162,7 @@ def _query_encoder(encoder: str | None, meta: dict[str, Any], fingerprint: str) 
         candidates.append(None)
     for path in dict.fromkeys(candidates):
         if encoder_info(path, quantized=quantized).fingerprint == fingerprint:
-            return TextEmbedder.load(path, quantize=quantized)
+            return TextEmbedder.load(path, quantize=quantized, cache_dir=settings().onnx_cache_dir)
     raise ValidationError(f"the graph's phenotype vectors were made by {meta.get('encoder')} "
                           f"(fingerprint {fingerprint}); pass that encoder with --encoder or {ENCODER_ENV}, "
                           "re-embed with `phenokg kg embed`, or use --lexical")

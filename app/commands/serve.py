@@ -39,7 +39,8 @@ def serve(
             typer.echo(f"built HPO {report.release}: {json.dumps(report.counts)}", err=True)
         from app.embedding_service import ensure_embeddings
 
-        emb = ensure_embeddings(graph)  # only missing or stale terms; a quick no-op when up to date
+        # only missing or stale terms: a quick no-op when up to date
+        emb = ensure_embeddings(graph, onnx_cache=config.onnx_cache_dir)
         if not emb.up_to_date:
             typer.echo(f"embedded {emb.embedded_strings} phenotype names/synonyms ({emb.encoder})", err=True)
         uvicorn.run(create_app(config), host=host, port=port, log_level="info")

@@ -182,7 +182,8 @@ def reembed(graph: Graph, version: ModelVersion, *, progress: bool = True) -> di
     from models.registry import knowledge_encoder_dir
 
     note(f"re-embedding the phenotypes with {version.id} (search and normalisation switch to it)")
-    report = ensure_embeddings(graph, knowledge_encoder_dir(version.path), progress=progress)
+    report = ensure_embeddings(graph, knowledge_encoder_dir(version.path), progress=progress,
+                               onnx_cache=settings().onnx_cache_dir)
     return report.as_dict()
 
 
