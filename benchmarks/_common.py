@@ -7,6 +7,8 @@ import contextlib
 import math
 import os
 import platform
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from kg.store.embedded import free_port
 
-__all__ = ["cpu_model", "free_port", "load_average", "machine_line", "percentile", "progress"]
+__all__ = ["cpu_model", "free_port", "load_average", "machine_line", "percentile", "progress", "stop_child"]
 
 
 def cpu_model() -> str:
@@ -53,3 +55,17 @@ def progress(name: str) -> Callable[[str], None]:
         print(f"[{name} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     return say
+
+
+def stop_child(proc: subprocess.Popen[bytes], say: Callable[[str], None], timeout: float = 30) -> None:
+    """Stop a server this script started: SIGINT (uvicorn shuts down, ``phenokg serve`` stops its JVM), then
+    SIGKILL if it has not exited within ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        say(f"the server did not stop within {timeout:.0f} s; killing it")
+        proc.kill()
+        proc.wait(timeout=10)

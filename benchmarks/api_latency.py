@@ -41,7 +41,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -55,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import cpu_model, free_port, load_average, percentile, progress
+from _common import cpu_model, free_port, load_average, percentile, progress, stop_child
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS_MS = {"lookup": 5.0, "hybrid search": 30.0, "rank 10": 150.0}
@@ -134,14 +133,7 @@ class Server:
         raise RuntimeError(f"phenokg serve not ready after {timeout:.0f} s; see {self._log.name}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # uvicorn shuts down, serve's finally stops its JVM
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                say("serve did not stop within 30 s; killing it")
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_child(self.proc, say)
         self._log.close()
 
 

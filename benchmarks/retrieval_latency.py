@@ -37,7 +37,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,7 +48,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from _common import cpu_model, free_port, progress
+from _common import cpu_model, free_port, progress, stop_child
 
 ROOT = Path(__file__).resolve().parents[1]
 NPZ = ROOT.parent / "shared" / "data" / "pneumoniamnist.npz"
@@ -133,13 +132,7 @@ class Server:
         raise RuntimeError(f"server not ready after {timeout:.0f} s; see {self._log.name}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_child(self.proc, say)
         self._log.close()
 
 

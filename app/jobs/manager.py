@@ -31,13 +31,12 @@ from app.jobs.ray_client import RayJobs, RayUnavailableError
 from kg.errors import NotFoundError, ValidationError
 from kg.repo import jobs as J
 from kg.store.graph import Graph
+from models.train.job_entry import RESULT_FILE, SPEC_FILE
 
 log = logging.getLogger(__name__)
 
 HISTORY_POINTS: Final = 500
 LOG_LINES: Final = 40
-SPEC_FILE: Final = "spec.json"
-RESULT_FILE: Final = "result.json"
 
 
 class JobConflictError(Exception):
