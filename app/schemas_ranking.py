@@ -163,6 +163,9 @@ class RankedDiseaseOut(BaseModel):
     source: str
     score: float
     explanation: ExplanationOut | None = None
+    pooled_with: str | None = Field(default=None, description="The Orphanet entry of the same disease whose "
+                                    "annotations this OMIM entry was also scored on (same name, or a shared gene "
+                                    "and a similar name, one-to-one)")
 
 
 class RankQuery(BaseModel):

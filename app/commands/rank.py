@@ -63,6 +63,8 @@ def rank_case(index: RankingIndex, raw: str, sources: list[str] | None, limit: i
     results: list[dict[str, Any]] = []
     for r in ranked.results:
         item: dict[str, Any] = {"id": r.id, "name": r.name, "score": r.score}
+        if r.pooled_with is not None:
+            item["pooled_with"] = r.pooled_with
         if r.explanation is not None:
             from dataclasses import asdict
 

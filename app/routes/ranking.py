@@ -55,7 +55,8 @@ def _absent(names: dict[str, str], a: AbsentTerm) -> AbsentEvidence:
 
 def ranked_out(names: dict[str, str], r: RankedDisease) -> RankedDiseaseOut:
     return RankedDiseaseOut(rank=r.rank, id=r.id, name=r.name, source=r.source, score=r.score,
-                            explanation=explanation_out(names, r.explanation) if r.explanation else None)
+                            explanation=explanation_out(names, r.explanation) if r.explanation else None,
+                            pooled_with=r.pooled_with)
 
 
 @router.post("/rank", response_model=RankResponse, response_model_exclude_none=True,

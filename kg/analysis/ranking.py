@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from kg.analysis.equivalence import equivalent_diseases, pool_annotations
 from kg.analysis.ranking_lr import LikelihoodParams, TermRatios, term_ratios
 from kg.analysis.semsim import SemSimIndex
 from kg.errors import ValidationError
@@ -102,6 +103,7 @@ class RankingParams:
     contradiction: float = math.log(100.0)  # κ
     absent_bonus: float = math.log(5.0)      # β
     absent_reliability: float = 0.9    # ρ
+    pool_equivalents: bool = True      # an OMIM entry also gets its Orphanet twin's annotations (equivalence.py)
 
 
 # ---- results ------------------------------------------------------------------------------------------
@@ -174,6 +176,7 @@ class RankedDisease:
     source: str
     score: float
     explanation: Explanation | None = None
+    pooled_with: str | None = None  # the Orphanet entry whose annotations this OMIM entry was also scored on
 
 
 @dataclass
@@ -225,8 +228,10 @@ class RankingIndex:
 
     def __init__(self, sem: SemSimIndex, disease_ids: Sequence[str], names: Sequence[str], sources: Sequence[str],
                  typical: sp.csr_matrix, excluded: sp.csr_matrix, params: RankingParams | None = None,
-                 stated: sp.csr_matrix | None = None, likelihood: LikelihoodParams | None = None) -> None:
+                 stated: sp.csr_matrix | None = None, likelihood: LikelihoodParams | None = None,
+                 pooled_from: dict[str, str] | None = None) -> None:
         self.sem = sem
+        self.pooled_from: dict[str, str] = dict(pooled_from or {})  # OMIM id → Orphanet twin pooled into it
         self.params = params or RankingParams()
         self.likelihood = likelihood or LikelihoodParams()
         self.disease_ids: list[str] = list(disease_ids)
@@ -270,11 +275,15 @@ class RankingIndex:
         sem = sem or SemSimIndex.from_snapshot(snapshot)
         disease_ids = sorted(snapshot.diseases)
         position = {d: i for i, d in enumerate(disease_ids)}
+        info = snapshot.diseases
+        pairs = equivalent_diseases({d: i.name for d, i in info.items()},
+                                    {d: i.genes for d, i in info.items() if i.genes}) if params.pool_equivalents else {}
+        typical_of, excluded_of = pool_annotations(snapshot.typical, snapshot.excluded, pairs)
         t_rows: list[int] = []
         t_cols: list[int] = []
         t_vals: list[float] = []
         s_vals: list[float] = []
-        for disease, rows_of in snapshot.typical.items():
+        for disease, rows_of in typical_of.items():
             row = position.get(disease)
             if row is None:
                 continue
@@ -298,7 +307,7 @@ class RankingIndex:
                 s_vals.append(given[col])
         e_rows: list[int] = []
         e_cols: list[int] = []
-        for disease, phenotypes in snapshot.excluded.items():
+        for disease, phenotypes in excluded_of.items():
             row = position.get(disease)
             if row is None:
                 continue
@@ -309,9 +318,8 @@ class RankingIndex:
         typical = sp.csr_matrix((np.asarray(t_vals, dtype=np.float64), (t_rows, t_cols)), shape=shape)
         excluded = sp.csr_matrix((np.ones(len(e_rows)), (e_rows, e_cols)), shape=shape)
         stated = sp.csr_matrix((np.asarray(s_vals, dtype=np.float64), (t_rows, t_cols)), shape=shape)
-        info = snapshot.diseases
         return cls(sem, disease_ids, [info[d].name for d in disease_ids], [info[d].source for d in disease_ids],
-                   typical, excluded, params, stated)
+                   typical, excluded, params, stated, pooled_from=pairs)
 
     # ---- ids ------------------------------------------------------------------------------------
     def resolve_terms(self, ids: Iterable[str]) -> ResolvedTerms:
@@ -458,7 +466,7 @@ class RankingIndex:
         else:
             explanations = list(self.explain_rows(rows, pres, abs_, vectors, use_exclusions=use_exclusions))
         return [RankedDisease(r, self.disease_ids[row], self.names[row], str(self.sources[row]),
-                              round(float(total[row]), 6), explanation)
+                              round(float(total[row]), 6), explanation, self.pooled_from.get(self.disease_ids[row]))
                 for r, (row, explanation) in enumerate(zip(rows, explanations, strict=True), start=1)]
 
     # ---- explanation (for the few diseases shown) -------------------------------------------------

@@ -34,6 +34,7 @@ class DiseaseInfo:
     id: str
     name: str
     source: str
+    genes: tuple[str, ...] = ()  # gene symbols (HPO's genes_to_phenotype.txt)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 from kg.analysis.ontology import OntologyView
 from kg.errors import SourceFormatError
+from kg.ingest.genes import parse_disease_genes
 from kg.ingest.hpoa import AnnotationRow, FoldedEdge, HpoaHeader, diseases, fold, parse_hpoa
 from kg.ingest.obo import ReleaseInfo, TermRow, parse_obo, sha256_file, shipped_file
 from kg.ingest.sync import BATCH, apply, clean, diff_items
@@ -47,6 +48,9 @@ class SourceData:
     pack: XrayPack | None
     hpoa_path: str
     hpoa_sha256: str
+    disease_genes: dict[str, list[str]] = field(default_factory=dict)
+    genes_path: str | None = None
+    genes_sha256: str | None = None
 
 
 @dataclass
@@ -63,8 +67,12 @@ def unresolved_annotation_ids(annotations: Iterable[AnnotationRow], view: Ontolo
 
 
 def load_sources(obo: Path | None = None, hpoa: Path | None = None, pack: Path | None = None,
-                 include_pack: bool = True) -> SourceData:
-    """Parse and cross-check the sources. Raises before anything is written to the graph."""
+                 include_pack: bool = True, genes: Path | None = None) -> SourceData:
+    """Parse and cross-check the sources. Raises before anything is written to the graph.
+
+    ``genes`` (HPO's ``genes_to_phenotype.txt``) defaults to the shipped file when the annotations are the
+    shipped ones too (the two come from one release); with the user's own ``hpoa`` and no ``genes``, diseases
+    get no genes."""
     release, terms = parse_obo(obo)
     hpoa_path = Path(hpoa) if hpoa else shipped_file("phenotype.hpoa")
     header, annotations = parse_hpoa(hpoa_path)
@@ -85,10 +93,14 @@ def load_sources(obo: Path | None = None, hpoa: Path | None = None, pack: Path |
         known.update({old: new for old, new in view.redirects.items()})
         known.update({t: "" for t in view.obsolete_without_replacement})
         validate_pack(curated, known)
+    genes_path = Path(genes) if genes else (shipped_file("genes_to_phenotype.txt") if hpoa is None else None)
     return SourceData(
         release=release, terms=terms, header=header, annotations=annotations, view=view,
         edges=fold(annotations, view.redirects), diseases=diseases(annotations), pack=curated,
         hpoa_path=str(hpoa_path), hpoa_sha256=sha256_file(hpoa_path),
+        disease_genes=parse_disease_genes(genes_path) if genes_path else {},
+        genes_path=str(genes_path) if genes_path else None,
+        genes_sha256=sha256_file(genes_path) if genes_path else None,
     )
 
 
@@ -113,7 +125,8 @@ def phenotype_props(data: SourceData) -> dict[str, dict[str, Any]]:
 
 
 def disease_props(data: SourceData) -> dict[str, dict[str, Any]]:
-    out = {d["id"]: clean({"id": d["id"], "name": d["name"], "source": d["source"]}) for d in data.diseases}
+    out = {d["id"]: clean({"id": d["id"], "name": d["name"], "source": d["source"],
+                           "genes": data.disease_genes.get(d["id"])}) for d in data.diseases}
     if data.pack is not None:
         findings, _ = pack_rows(data.pack)
         for f in findings:
@@ -211,7 +224,8 @@ def write_provenance(graph: Graph, data: SourceData, report: BuildReport) -> Non
         "name": data.release.name, "version": data.release.version, "data_version": data.release.data_version,
         "license": data.release.license, "source_path": data.release.source_path,
         "source_sha256": data.release.source_sha256, "annotations_version": data.header.version,
-        "annotations_path": data.hpoa_path, "annotations_sha256": data.hpoa_sha256, "loaded_at": now,
+        "annotations_path": data.hpoa_path, "annotations_sha256": data.hpoa_sha256,
+        "genes_path": data.genes_path, "genes_sha256": data.genes_sha256, "loaded_at": now,
         "pack_version": data.pack.version if data.pack else None,
     })
     graph.write(Q.SET_BUILD_META, props={
@@ -221,9 +235,9 @@ def write_provenance(graph: Graph, data: SourceData, report: BuildReport) -> Non
 
 
 def build(graph: Graph, obo: Path | None = None, hpoa: Path | None = None, pack: Path | None = None,
-          *, progress: bool = True, include_pack: bool = True) -> BuildReport:
+          *, progress: bool = True, include_pack: bool = True, genes: Path | None = None) -> BuildReport:
     started = time.perf_counter()
-    data = load_sources(obo, hpoa, pack, include_pack)
+    data = load_sources(obo, hpoa, pack, include_pack, genes)
     parsed = time.perf_counter()
     report = write_graph(graph, data, progress=progress)
     report.timings = {"parse": round(parsed - started, 3), **report.timings,

@@ -48,7 +48,8 @@ def load_snapshot(graph: Graph) -> GraphSnapshot:
     view = OntologyView.from_rows(rows)
     view.ic = {t: float(terms[t].ic or 0.0) for t in view.names}
     view.annotation_count = {t: int(terms[t].annotation_count or 0) for t in view.names}
-    diseases = {d: DiseaseInfo(d, name, source) for d, name, source in graph.read(Q.SNAPSHOT_DISEASES)[0]["rows"]}
+    diseases = {d: DiseaseInfo(d, name, source, tuple(genes or ()))
+                for d, name, source, genes in graph.read(Q.SNAPSHOT_DISEASES)[0]["rows"]}
     typical: dict[str, list[Annotation]] = {}
     for disease, phenotype, frequency, aspect in graph.read(Q.SNAPSHOT_TYPICAL)[0]["rows"]:
         typical.setdefault(disease, []).append(Annotation(phenotype, frequency, aspect))

@@ -11,7 +11,7 @@ from typing import Final, LiteralString
 PHENOTYPE_KEYS: Final = ("id", "name", "definition", "synonyms", "synonym_scopes", "xrefs", "comment",
                          "obsolete", "alt_ids", "replaced_by", "consider", "retired", "depth", "ic",
                          "annotation_count", "branches", "is_leaf", "release", "content_hash")
-DISEASE_KEYS: Final = ("id", "name", "source", "chexpert", "rationale", "hpo", "content_hash")
+DISEASE_KEYS: Final = ("id", "name", "source", "genes", "chexpert", "rationale", "hpo", "content_hash")
 ANNOTATION_KEYS: Final = ("aspect", "source_rows", "frequency", "frequencies", "onsets", "sexes", "modifiers",
                           "evidence", "references", "negated", "rationale", "content_hash")
 
@@ -190,7 +190,7 @@ RETURN collect([p.id, p.name, p.definition, p.synonyms, p.synonym_scopes, p.xref
                 p.alt_ids, p.replaced_by, p.consider, p.ic, p.depth, p.annotation_count]) AS rows
 """
 SNAPSHOT_IS_A: Final[LiteralString] = "MATCH (a:Phenotype)-[:IS_A]->(b:Phenotype) RETURN collect([a.id, b.id]) AS rows"
-SNAPSHOT_DISEASES: Final[LiteralString] = "MATCH (d:Disease) RETURN collect([d.id, d.name, d.source]) AS rows"
+SNAPSHOT_DISEASES: Final[LiteralString] = "MATCH (d:Disease) RETURN collect([d.id, d.name, d.source, d.genes]) AS rows"
 SNAPSHOT_TYPICAL: Final[LiteralString] = """
 MATCH (d:Disease)-[e:HAS_PHENOTYPE]->(p:Phenotype)
 RETURN collect([d.id, p.id, e.frequency, e.aspect]) AS rows

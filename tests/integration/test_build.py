@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from kg.ingest.build import build, build_meta, counts, current_release
+from kg.repo.snapshots import load_snapshot
 from kg.store.graph import Graph
 
 pytestmark = pytest.mark.integration
@@ -91,3 +92,18 @@ def test_newer_release_updates_in_place(empty_graph: Graph, tmp_path: Path) -> N
     assert moved == [{"id": "HP:0033000", "n": 2}]
     assert empty_graph.read("MATCH (p:Phenotype) RETURN count(p) AS n") == [{"n": 16}]
     assert counts(empty_graph)["is_a"] == 12
+
+
+def test_build_with_genes_stores_each_diseases_genes(empty_graph: Graph) -> None:
+    build(empty_graph, obo=FIXTURES / "mini.obo", hpoa=FIXTURES / "mini.hpoa", genes=FIXTURES / "mini_genes.txt",
+          include_pack=False, progress=False)
+    rows = empty_graph.read("MATCH (d:Disease) RETURN d.id AS id, d.genes AS genes ORDER BY id")
+    # a disease of the genes file that the annotations do not have (OMIM:999999) is not created
+    assert rows == [{"id": "DECIPHER:3", "genes": None}, {"id": "OMIM:100001", "genes": ["LUNGA"]},
+                    {"id": "ORPHA:200002", "genes": ["HRTB"]}]
+    assert load_snapshot(empty_graph).diseases["OMIM:100001"].genes == ("LUNGA",)
+    release = current_release(empty_graph)
+    assert release is not None and release["genes_path"].endswith("mini_genes.txt")
+    # a rebuild without the genes file takes them away again (the annotations alone carry none)
+    _build(empty_graph)
+    assert empty_graph.read("MATCH (d:Disease) WHERE d.genes IS NOT NULL RETURN count(d) AS n") == [{"n": 0}]

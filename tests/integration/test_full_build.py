@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from kg.analysis.ranking import RankingIndex
 from kg.config import GraphSettings
 from kg.ingest.build import build
+from kg.ingest.genes import parse_disease_genes
 from kg.ingest.hpoa import parse_hpoa
-from kg.ingest.obo import parse_obo
+from kg.ingest.obo import parse_obo, shipped_file
 from kg.ingest.xray_pack import load_pack
+from kg.repo.snapshots import load_snapshot
 from kg.store.graph import Graph
 from tests.helpers import running_graph
 
@@ -52,6 +55,18 @@ def test_full_build_counts_match_sources(full_graph: Graph) -> None:
     # alternative ids of the release all resolve
     alt_total = full_graph.read("MATCH (p:Phenotype) WHERE p.obsolete = false RETURN sum(size(p.alt_ids)) AS n")
     assert alt_total == [{"n": sum(len(t.alt_ids) for t in terms if not t.obsolete)}]
+
+    # the genes of every disease the annotations have, from the same release's genes_to_phenotype.txt
+    genes = parse_disease_genes(shipped_file("genes_to_phenotype.txt"))
+    with_genes = full_graph.read("MATCH (d:Disease) WHERE d.genes IS NOT NULL RETURN count(d) AS n")
+    assert with_genes == [{"n": len(hpoa_diseases & genes.keys())}]
+    assert full_graph.read("MATCH (d:Disease {id: 'OMIM:148050'}) RETURN d.genes AS g") == [{"g": ["ANKRD11"]}]
+
+    # ranking pools an OMIM entry with its Orphanet twin, read back from the graph
+    index = RankingIndex.from_snapshot(load_snapshot(full_graph))
+    assert index.pooled_from["OMIM:176670"] == "ORPHA:740"  # Hutchinson-Gilford progeria syndrome
+    assert index.pooled_from["OMIM:148050"] == "ORPHA:2332"  # KBG syndrome
+    assert 1_000 < len(index.pooled_from) < 2_000
 
     # a second build changes nothing and yields identical counts
     again = build(full_graph, progress=False)
