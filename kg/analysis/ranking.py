@@ -221,6 +221,41 @@ class ScoreVectors:
         total: np.ndarray = self.match + self.contradiction + self.absent_consistent + self.absent_conflicting
         return total
 
+    def parts(self, row: int) -> ScoreParts:
+        """The score parts of one disease, rounded as explanations show them."""
+        return ScoreParts(round(float(self.match[row]), 6), round(float(self.contradiction[row]), 6),
+                          round(float(self.absent_consistent[row]), 6), round(float(self.absent_conflicting[row]), 6))
+
+
+@dataclass
+class _DiseaseRow:
+    """One disease's typical and excluded terms, seen from the ancestors ``cols`` of a query (explanations)."""
+
+    t_idx: np.ndarray            # typical term indices
+    t_freq: np.ndarray           # their frequencies f_t
+    freq: dict[int, float]
+    stated: dict[int, float]     # frequencies as the sources state them (−1: none stated)
+    excluded: list[int]
+    below_block: np.ndarray      # typical terms × cols: does the term lie at or below the column's term
+    pos: dict[int, int]          # term index → its column
+    ic: np.ndarray
+
+    def below(self, a: int) -> list[int]:
+        """The disease's typical terms at or below ``a``."""
+        return [int(t) for t in self.t_idx[self.below_block[:, self.pos[a]]]]
+
+    def pick(self, candidates: list[int]) -> int:
+        """Most frequent, then most informative, then lowest index."""
+        return max(candidates, key=lambda i: (self.freq[i], self.ic[i], -i))
+
+    def most_informative(self, among: Iterable[int]) -> int:
+        """The most informative excluded term among ``among`` (then the lowest index)."""
+        return max((x for x in self.excluded if x in among), key=lambda i: (self.ic[i], -i))
+
+    def freq_out(self, t: int) -> float | None:
+        value = self.stated.get(t)
+        return None if value is None or value < 0 else round(float(value), 4)
+
 
 # ---- index ---------------------------------------------------------------------------------------------
 class RankingIndex:
@@ -470,6 +505,14 @@ class RankingIndex:
                 for r, (row, explanation) in enumerate(zip(rows, explanations, strict=True), start=1)]
 
     # ---- explanation (for the few diseases shown) -------------------------------------------------
+    def _disease_row(self, row: int, cols: list[int], *, use_exclusions: bool = True) -> _DiseaseRow:
+        t_idx, t_freq = self._row(self.typical, row)
+        return _DiseaseRow(
+            t_idx=t_idx, t_freq=t_freq, freq={int(t): float(f) for t, f in zip(t_idx, t_freq, strict=True)},
+            stated={int(t): float(f) for t, f in zip(*self._row(self.stated, row), strict=True)},
+            excluded=[int(x) for x in self._row(self.excluded, row)[0]] if use_exclusions else [],
+            below_block=self._below_block(t_idx, cols), pos={a: j for j, a in enumerate(cols)}, ic=self.sem.ic)
+
     def _row(self, matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
         return matrix.indices[lo:hi], matrix.data[lo:hi]
@@ -533,27 +576,12 @@ class RankingIndex:
         r = vectors.ratios
         assert r is not None
         terms, ic = self.sem.terms, self.sem.ic
-        t_idx, t_freq = self._row(self.typical, row)
-        freq = {int(t): float(f) for t, f in zip(t_idx, t_freq, strict=True)}
-        stated = dict(zip(*self._row(self.stated, row), strict=True))
-        excluded = [int(x) for x in self._row(self.excluded, row)[0]]
         cols = sorted({int(a) for q in [*present, *absent] for a in self.sem.ancestor_indices(int(q))})
-        pos = {a: j for j, a in enumerate(cols)}
-        below_block = self._below_block(t_idx, cols)
-
-        def below(a: int) -> list[int]:
-            return [int(t) for t in t_idx[below_block[:, pos[a]]]]
-
-        def pick(candidates: list[int]) -> int:  # most frequent, then most informative, then lowest id
-            return max(candidates, key=lambda i: (freq[i], ic[i], -i))
-
-        def freq_out(t: int) -> float | None:
-            value = stated.get(t)
-            return None if value is None or value < 0 else round(float(value), 4)
+        d = self._disease_row(row, cols)
+        below, pick, freq_out, freq = d.below, d.pick, d.freq_out, d.freq
 
         def excluded_above(q: int) -> int:
-            ancs = set(self.sem.ancestor_indices(q).tolist())
-            return max((x for x in excluded if x in ancs), key=lambda i: (ic[i], -i))
+            return d.most_informative(set(self.sem.ancestor_indices(q).tolist()))
 
         def lr(value: float) -> tuple[float, float]:
             return round(value, 4), round(math.exp(value), 4)
@@ -597,10 +625,7 @@ class RankingIndex:
                                   ratio)
             if item is not None:
                 (consistent if absent_for[j] else conflicting).append(item)
-        parts = ScoreParts(round(float(vectors.match[row]), 6), round(float(vectors.contradiction[row]), 6),
-                           round(float(vectors.absent_consistent[row]), 6),
-                           round(float(vectors.absent_conflicting[row]), 6))
-        return Explanation(matched, contradicted, consistent, conflicting, unmatched, parts)
+        return Explanation(matched, contradicted, consistent, conflicting, unmatched, vectors.parts(row))
 
     def _explain_one(self, i: int, row: int, present_l: list[int], absent_l: list[int],
                      anc_of: dict[int, list[int]], cols: list[int], pos: dict[int, int], col_rank: np.ndarray,
@@ -609,22 +634,9 @@ class RankingIndex:
         p = self.params
         terms, ic, depth = self.sem.terms, self.sem.ic, self.sem.depth
         cols_arr = np.asarray(cols, dtype=np.int64)
-        t_idx, t_freq = self._row(self.typical, row)
-        stated = dict(zip(*self._row(self.stated, row), strict=True))
-        freq = {int(t): float(f) for t, f in zip(t_idx, t_freq, strict=True)}
-        excluded = [int(x) for x in self._row(self.excluded, row)[0]] if use_exclusions else []
-        # which typical terms lie at or below each ancestor of the query terms
-        below_block = self._below_block(t_idx, cols)
-
-        def below(a: int) -> list[int]:
-            return [int(t) for t in t_idx[below_block[:, pos[a]]]]
-
-        def pick(candidates: list[int]) -> int:  # most frequent, then most informative, then lowest id
-            return max(candidates, key=lambda i: (freq[i], ic[i], -i))
-
-        def freq_out(t: int) -> float | None:
-            value = stated.get(t)
-            return None if value is None or value < 0 else round(float(value), 4)
+        d = self._disease_row(row, cols, use_exclusions=use_exclusions)
+        t_idx, t_freq, below_block, excluded = d.t_idx, d.t_freq, d.below_block, d.excluded
+        below, pick, freq_out, freq = d.below, d.pick, d.freq_out, d.freq
 
         def has_mass(q: int) -> bool:
             return bool(shares[pos[q]] > 0)
@@ -636,7 +648,7 @@ class RankingIndex:
             ancs = anc_of[q]
             hits = [x for x in excluded if x in ancs] if not has_mass(q) else []
             if hits:
-                x = max(hits, key=lambda i: (ic[i], -i))
+                x = d.most_informative(hits)
                 contradicted.append(ContradictedTerm(terms[q], terms[x], "exact" if x == q else "descendant",
                                                      -p.contradiction))
                 continue
@@ -677,7 +689,7 @@ class RankingIndex:
             for q in absent_l:
                 hits = [x for x in excluded if x in anc_of[q]] if not has_mass(q) else []
                 if hits:
-                    x = max(hits, key=lambda i: (ic[i], -i))
+                    x = d.most_informative(hits)
                     consistent.append(AbsentTerm(terms[q], terms[x], "exact" if x == q else "descendant", None,
                                                  round(p.absent_bonus, 4)))
                 under = below(q)
@@ -688,9 +700,7 @@ class RankingIndex:
                     conflicting.append(AbsentTerm(terms[q], terms[t], "exact" if t == q else "ancestor",
                                                   freq_out(t), round(contribution, 4)))
         if vectors is not None:
-            parts = ScoreParts(round(float(vectors.match[row]), 6), round(float(vectors.contradiction[row]), 6),
-                               round(float(vectors.absent_consistent[row]), 6),
-                               round(float(vectors.absent_conflicting[row]), 6))
+            parts = vectors.parts(row)
         else:
             parts = ScoreParts(round(sum(m.contribution for m in matched), 6),
                                round(sum(c.contribution for c in contradicted), 6),
