@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import secrets
 import shlex
 import sys
@@ -27,6 +26,7 @@ from typing import Any, Final
 
 from app.config import AppSettings
 from app.jobs.configs import ClipOptions, JobConfig, KnowledgeOptions
+from app.jobs.progress import MetricsFollower
 from app.jobs.ray_client import RayJobs, RayUnavailableError
 from kg.errors import NotFoundError, ValidationError
 from kg.repo import jobs as J
@@ -35,7 +35,6 @@ from models.train.job_entry import RESULT_FILE, SPEC_FILE
 
 log = logging.getLogger(__name__)
 
-HISTORY_POINTS: Final = 500
 LOG_LINES: Final = 40
 
 
@@ -47,31 +46,6 @@ def _iso_ms(ms: int | None) -> str | None:
     if not ms:
         return None
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
-
-
-def _numeric(row: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and k not in ("step", "total_steps") and math.isfinite(float(v))}
-
-
-def read_progress(metrics_file: Path) -> tuple[int, int, dict[str, float], list[dict[str, Any]]]:
-    """``(step, total_steps, latest metrics, history)`` from a run's ``metrics.jsonl`` (thinned history)."""
-    rows: list[dict[str, Any]] = []
-    with contextlib.suppress(OSError):
-        for line in metrics_file.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line being written
-            if isinstance(row, dict) and isinstance(row.get("step"), int):
-                rows.append(row)
-    if not rows:
-        return 0, 0, {}, []
-    last = rows[-1]
-    every = max(1, math.ceil(len(rows) / HISTORY_POINTS))
-    kept = rows[::every] + ([last] if (len(rows) - 1) % every else [])
-    history = [{"step": int(r["step"]), **_numeric(r)} for r in kept]
-    return int(last["step"]), int(last.get("total_steps") or 0), _numeric(last), history
 
 
 def _log_tail(text: str) -> list[str]:
@@ -102,6 +76,7 @@ class JobManager:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._followers: dict[str, MetricsFollower] = {}  # live job id → its metrics.jsonl, read incrementally
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
@@ -249,10 +224,13 @@ class JobManager:
         """Bring one live job's record in line with Ray and its files."""
         assert job.ray_job_id is not None
         state = self.ray.state(job.ray_job_id)
-        step, total, metrics, history = read_progress(Path(self._out_dir(job)) / "metrics.jsonl")
-        total = total or job.total_steps
-        updated = job.evolve(step=step, total_steps=total, metrics=metrics or job.metrics,
-                             history=history or job.history,
+        follower = self._followers.get(job.id)
+        if follower is None:  # the run's directory is read from spec.json once per job, not every poll
+            follower = self._followers[job.id] = MetricsFollower(Path(self._out_dir(job)) / "metrics.jsonl")
+        seen = follower.read()
+        step, total = seen.step, seen.total_steps or job.total_steps
+        updated = job.evolve(step=step, total_steps=total, metrics=seen.metrics or job.metrics,
+                             history=seen.history or job.history,
                              progress=min(1.0, step / total) if total else job.progress)
         if state is not None:
             tail = _log_tail(self.ray.logs(job.ray_job_id))
@@ -284,7 +262,10 @@ class JobManager:
         return str(self.settings.models_dir / job.kind / job.model_id)
 
     def _write(self, job: J.TrainingJob) -> J.TrainingJob:
-        return J.update_job(self.graph, job) or J.get_job(self.graph, job.id)
+        written = J.update_job(self.graph, job) or J.get_job(self.graph, job.id)
+        if not written.live:
+            self._followers.pop(job.id, None)
+        return written
 
     def _finish(self, job: J.TrainingJob, status: str, *, error: str | None,
                 finished: str | None = None) -> J.TrainingJob:
