@@ -236,6 +236,9 @@ def run(args: argparse.Namespace) -> str:
              "fold 1 (never tuned on)": [c for c in kept if fold_of(c.gold) == 1]}
     position = {id(c): i for i, c in enumerate(kept)}
     for title, subset in folds.items():
+        if not subset:  # the shared dev file is all fold 0: say so rather than print a table of NaN
+            lines += [f"**{title}**: 0 cases (no disease of this file hashes to this fold)", ""]
+            continue
         rows = [position[id(c)] for c in subset]
         lines += [f"**{title}**: {len(subset)} cases, {len({c.gold for c in subset})} diseases", "",
                   "| ranker | top-1 | top-3 | top-10 | MRR (per disease) | top-1 | top-10 (per case) |",
