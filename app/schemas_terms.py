@@ -271,6 +271,7 @@ class DiseaseSearch(BaseModel):
 
     query: str | None
     source: str | None
+    gene: str | None = None
     total: int = Field(description="All matches; items holds the first `limit`")
     limit: int
     items: list[DiseaseRef]

@@ -29,6 +29,7 @@ from kg.repo.diseases import DiseaseAnnotation, disease_detail
 
 router = APIRouter(tags=["diseases"])
 
+GENE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]*$"
 SourceQuery = Annotated[str | None, Query(pattern=SOURCE_PATTERN, examples=["OMIM"],
                                           description="OMIM, ORPHA, DECIPHER or CXR_PACK (case-insensitive)")]
 
@@ -59,20 +60,26 @@ def term_diseases(
                                 limit=limit, items=rows[offset:offset + limit])
 
 
-@router.get("/diseases", response_model=DiseaseSearch, summary="Search diseases by name",
+@router.get("/diseases", response_model=DiseaseSearch, summary="Search diseases by name or gene",
             description="Case-insensitive and token-based: every word of `q` must start a word of the name "
                         "(plurals, accents and British spellings fold), e.g. `q=marfan synd`. An exact disease id "
                         "in `q` ranks first. Without `q`, diseases are listed by id. A `q` with no words finds "
-                        "nothing.")
+                        "nothing. `gene` keeps the diseases associated with that gene symbol (any case; from the "
+                        "release's genes_to_phenotype.txt), e.g. `gene=FBN1`.")
 def search_diseases(
     services: ServicesDep,
     q: Annotated[str | None, Query(max_length=200, examples=["marfan"], description="Words of the name")] = None,
     source: SourceQuery = None,
+    gene: Annotated[str | None, Query(min_length=1, max_length=40, pattern=GENE_PATTERN, examples=["FBN1"],
+                                      description="A gene symbol (HGNC), any case")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> DiseaseSearch:
     index = services.diseases()
     rows = index.names.search(q, source=source) if q is not None else index.names.all(source=source)
-    return DiseaseSearch(query=q, source=source, total=len(rows), limit=limit,
+    if gene is not None:
+        wanted, info = gene.casefold(), index.snapshot.diseases
+        rows = [r for r in rows if r[0] in info and any(g.casefold() == wanted for g in info[r[0]].genes)]
+    return DiseaseSearch(query=q, source=source, gene=gene, total=len(rows), limit=limit,
                          items=[DiseaseRef(id=i, name=n, source=s) for i, n, s in rows[:limit]])
 
 

@@ -284,6 +284,7 @@ async function showDisease(id) {
     el("div", { class: "term-title" }, el("h2", { id: "term-name", text: d.name }), el("span", { class: "curie", text: d.id }),
        el("span", { class: "badge", text: `Disease · ${d.source}` })),
     propsList([["Typical", `${d.typical.length} phenotype(s)`], ["Excluded", `${d.excluded.length} phenotype(s)`],
+               ["Genes", (d.properties.genes || []).join(", ")],
                ["Aspect", d.aspect === "P" ? "phenotypic abnormality (P)" : d.aspect]]));
   const nodes = [{ id: d.id, label: d.name, kind: "disease", role: "center" },
     ...d.typical.map((p) => ({ id: p.id, label: p.name || p.id, kind: "phenotype", role: "typical" })),

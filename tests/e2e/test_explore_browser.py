@@ -136,6 +136,7 @@ def test_disease_view_separates_typical_and_excluded(page: Any) -> None:
     page.wait_for_function("window.phenokgGraph && window.phenokgGraph.edges('[type = \"EXCLUDES\"]').length > 0")
     counts = graph_counts(page)
     assert counts["typical"] >= 2 and counts["excluded"] == 1
+    assert "LUNGA" in page.locator("#card dl.props").inner_text()  # the disease's genes
     typical_names = page.locator("#disease-sets [data-set='typical'] li").all_inner_texts()
     excluded_names = page.locator("#disease-sets [data-set='excluded'] li").all_inner_texts()
     assert any("Pneumonia" in t for t in typical_names)

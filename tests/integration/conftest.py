@@ -20,9 +20,10 @@ from tests.helpers import FIXTURES, clear_graph
 
 @contextmanager
 def mini_app_client(graph: Graph, graph_settings: GraphSettings) -> Iterator[TestClient]:
-    """The mini fixture graph built into the session server, and the real app serving it."""
+    """The mini fixture graph (with its genes) built into the session server, and the real app serving it."""
     clear_graph(graph)
-    build(graph, obo=FIXTURES / "mini.obo", hpoa=FIXTURES / "mini.hpoa", include_pack=False, progress=False)
+    build(graph, obo=FIXTURES / "mini.obo", hpoa=FIXTURES / "mini.hpoa", genes=FIXTURES / "mini_genes.txt",
+          include_pack=False, progress=False)
     settings = AppSettings(**{"PHENOKG_HOME": str(graph_settings.home),  # type: ignore[arg-type]
                               **({"NEO4J_URI": graph_settings.neo4j_uri} if graph_settings.neo4j_uri else {})})
     with TestClient(create_app(settings)) as test_client:

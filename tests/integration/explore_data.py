@@ -31,9 +31,11 @@ def png_bytes(shade: int) -> bytes:
 
 
 def build_mini_with_evidence(graph: Graph, home: Path, work: Path) -> None:
-    """Empty the graph, build the mini HPO fixture, import three evidence images into ``home``'s blob store."""
+    """Empty the graph, build the mini HPO fixture (with its genes), import three evidence images into
+    ``home``'s blob store."""
     clear_graph(graph)
-    build(graph, obo=FIXTURES / "mini.obo", hpoa=FIXTURES / "mini.hpoa", include_pack=False, progress=False)
+    build(graph, obo=FIXTURES / "mini.obo", hpoa=FIXTURES / "mini.hpoa", genes=FIXTURES / "mini_genes.txt",
+          include_pack=False, progress=False)
     work.mkdir(parents=True, exist_ok=True)
     lines = ["image,caption,source,license"]
     for i, caption in enumerate(CAPTIONS):

@@ -151,6 +151,19 @@ def test_search_source_and_limit(client: TestClient) -> None:
     assert _ids(listing) == ["DECIPHER:3", "OMIM:100001", "ORPHA:200002"]
 
 
+def test_search_by_gene(client: TestClient) -> None:
+    body = client.get("/diseases", params={"gene": "lunga"}).json()  # any case
+    assert _ids(body) == ["OMIM:100001"] and body["gene"] == "lunga"
+    assert _ids(client.get("/diseases", params={"gene": "HRTB", "q": "heart"}).json()) == ["ORPHA:200002"]
+    assert client.get("/diseases", params={"gene": "HRTB", "q": "lung"}).json()["total"] == 0
+    assert client.get("/diseases", params={"gene": "HRTB", "source": "OMIM"}).json()["total"] == 0
+    assert client.get("/diseases", params={"gene": "NOSUCHGENE"}).json()["total"] == 0
+    detail = client.get("/diseases/OMIM:100001").json()
+    assert detail["properties"]["genes"] == ["LUNGA"]
+    for bad in ("", "FBN1; MATCH (n) DETACH DELETE n", "-X", "x" * 41):
+        _problem(client.get("/diseases", params={"gene": bad}), 422)
+
+
 @pytest.mark.parametrize("q", ["", "   ", "!!!", "' OR 1=1 --", "MATCH (n) DETACH DELETE n", "肺炎", "\u0000",
                                "%", "*"])
 def test_search_odd_queries_are_empty_not_errors(client: TestClient, q: str) -> None:

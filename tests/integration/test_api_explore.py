@@ -107,7 +107,7 @@ def test_every_saved_query_runs_and_returns_rows(explore_client: TestClient, gra
     saved = parse_saved_queries(SAVED_QUERIES.read_text(encoding="utf-8"))
     assert [q.name for q in saved.queries] == [
         "Term neighbourhood", "Disease: typical vs excluded phenotypes", "Evidence for a phenotype",
-        "Diseases sharing phenotypes with a disease", "Diseases showing a phenotype set"]
+        "Diseases sharing phenotypes with a disease", "Diseases showing a phenotype set", "Diseases of a gene"]
     params = {k: ast.literal_eval(v) for k, v in saved.params.items()}
     results = {q.name: graph.read(q.cypher, **params) for q in saved.queries}
     assert all(results.values()), {k: len(v) for k, v in results.items()}
@@ -122,6 +122,9 @@ def test_every_saved_query_runs_and_returns_rows(explore_client: TestClient, gra
     assert (sharing["disease"], sharing["agree"], sharing["conflict"]) == ("ORPHA:200002", 0, 2)
     showing = results["Diseases showing a phenotype set"]
     assert showing[0]["matched"] >= 1
+    (of_gene,) = results["Diseases of a gene"]
+    assert (of_gene["disease"], of_gene["genes"], of_gene["typical"], of_gene["excluded"]) == (
+        "OMIM:100001", ["LUNGA"], 2, 1)
 
 
 def test_saved_query_parser_reads_params_and_blocks(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@
 :param term => 'HP:0002090';
 :param disease => 'OMIM:100001';
 :param phenotypes => ['HP:0002090', 'HP:0001640', 'HP:0002202'];
+:param gene => 'LUNGA';
 
 // name: Term neighbourhood
 // The term with its parents and children (IS_A) and the diseases whose typical (HAS_PHENOTYPE) or
@@ -56,3 +57,16 @@ WITH d, collect(CASE WHEN type(a) = 'HAS_PHENOTYPE' THEN p.id END) AS shows,
 RETURN d.id AS disease, d.name AS name, size(shows) AS matched, shows, excludes
 ORDER BY matched DESC, disease
 LIMIT 25;
+
+// name: Diseases of a gene
+// Diseases associated with the gene symbol $gene (the release's genes_to_phenotype.txt), with the size of
+// their typical and excluded sets (phenotypic abnormalities, aspect P); an OMIM entry and its Orphanet twin
+// often both appear.
+MATCH (d:Disease)
+WHERE $gene IN d.genes
+OPTIONAL MATCH (d)-[a]->(:Phenotype)
+WHERE type(a) IN ['HAS_PHENOTYPE', 'EXCLUDES'] AND a.aspect = 'P'
+RETURN d.id AS disease, d.name AS name, d.source AS source, d.genes AS genes,
+       sum(CASE WHEN type(a) = 'HAS_PHENOTYPE' THEN 1 ELSE 0 END) AS typical,
+       sum(CASE WHEN type(a) = 'EXCLUDES' THEN 1 ELSE 0 END) AS excluded
+ORDER BY disease;
