@@ -73,14 +73,14 @@ def equivalent_diseases(names: Mapping[str, str], genes: Mapping[str, Sequence[s
 
 
 def pool_annotations(typical: Mapping[str, Sequence[Annotation]], excluded: Mapping[str, Sequence[str]],
-                     pairs: Mapping[str, str]) -> tuple[dict[str, list[Annotation]], dict[str, list[str]]]:
+                     pairs: Mapping[str, str]) -> tuple[dict[str, Sequence[Annotation]], dict[str, Sequence[str]]]:
     """Typical and excluded sets with each OMIM entry of ``pairs`` given its Orphanet twin's annotations too.
 
     The union of the typical sets (an annotation both list, same phenotype and aspect, keeps OMIM's, with
     the Orphanet frequency where OMIM states none), and the union of the excluded sets less anything the
     pooled typical set holds. The Orphanet entries themselves are left as they are."""
-    pooled_typical = {d: list(rows) for d, rows in typical.items()}
-    pooled_excluded = {d: list(rows) for d, rows in excluded.items()}
+    pooled_typical: dict[str, Sequence[Annotation]] = dict(typical)  # the unpooled entries are shared, not copied
+    pooled_excluded: dict[str, Sequence[str]] = dict(excluded)
     for d, o in pairs.items():
         own = list(typical.get(d, ()))
         where = {(a.phenotype, a.aspect): i for i, a in enumerate(own)}
