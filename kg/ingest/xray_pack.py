@@ -3,9 +3,11 @@
 Pure code: parse the packaged JSON into pydantic models, check every id against the ids of a loaded ontology,
 and turn the pack into plain dict rows that a graph loader can ``UNWIND``. No database, no torch.
 
-``typical`` holds phenotypes a radiologist expects to see with a finding; ``excluded`` holds phenotypes whose
-presence argues against it. A finding is stored like a disease: typical links become ``HAS_PHENOTYPE``,
-excluded links ``EXCLUDES``.
+``hpo`` holds a finding's defining ids (CXR:pneumonia → HP:0002090 Pneumonia); ``typical`` the phenotypes a
+radiologist expects to see with it; ``excluded`` the phenotypes whose presence argues against it. A finding is
+stored like a disease: each defining id becomes an obligate ``HAS_PHENOTYPE`` link (frequency 1.0, rationale
+"defining term"; the JSON keeps defining ids out of ``typical``, the validator forbids repeating them), each
+typical phenotype a ``HAS_PHENOTYPE`` link with no stated frequency, each excluded one an ``EXCLUDES`` link.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kg import errors
 
 __all__ = [
+    "DEFINING_FREQUENCY",
+    "DEFINING_RATIONALE",
     "FINDING_ID_RE",
     "HPO_ID_RE",
     "PACK_SOURCE",
     "FindingRow",
     "LinkRow",
     "PackPhenotype",
+    "PackRelease",
     "PackRows",
     "PackValidationError",
     "XrayFinding",
@@ -45,6 +50,9 @@ __all__ = [
 HPO_ID_RE = re.compile(r"^HP:\d{7}$")
 FINDING_ID_RE = re.compile(r"^CXR:[a-z][a-z0-9_]*$")
 PACK_SOURCE = "CXR_PACK"
+# A finding's defining term is obligate for it: the Pneumonia phenotype always goes with the Pneumonia finding.
+DEFINING_FREQUENCY = 1.0
+DEFINING_RATIONALE = "defining term"
 
 ListName = Literal["hpo", "typical", "excluded"]
 
@@ -90,6 +98,13 @@ class XrayFinding(_Model):
         return [p.id for p in self.excluded]
 
 
+class PackRelease(_Model):
+    """One version of the pack and what changed in it (curation notes, newest release first in the file)."""
+
+    version: str
+    changes: list[str] = Field(min_length=1)
+
+
 class XrayPack(_Model):
     """The whole pack: metadata plus findings in a fixed order."""
 
@@ -98,6 +113,7 @@ class XrayPack(_Model):
     hpo_release_checked: date
     description: str
     license: str
+    changelog: list[PackRelease] = Field(default_factory=list)
     findings: list[XrayFinding]
 
     def finding(self, finding_id: str) -> XrayFinding:
@@ -150,7 +166,9 @@ def structural_errors(pack: XrayPack) -> list[str]:
         own = set(f.hpo)
         for list_name, ids in _lists(f)[1:]:
             for hpo_id in sorted(own & set(ids)):
-                errors.append(f"{f.id} {list_name}: {hpo_id} is the finding's own hpo id")
+                errors.append(
+                    f"{f.id} {list_name}: {hpo_id} is the finding's own hpo id (the loader adds it as a defining term)"
+                )
     return errors
 
 
@@ -234,6 +252,7 @@ class LinkRow(TypedDict):
     relation: Literal["HAS_PHENOTYPE", "EXCLUDES"]
     rationale: str
     evidence: str
+    frequency: float | None  # DEFINING_FREQUENCY for a defining term; None (not stated) otherwise
 
 
 class PackRows(NamedTuple):
@@ -255,8 +274,19 @@ def finding_rows(pack: XrayPack) -> Iterator[FindingRow]:
 
 
 def link_rows(pack: XrayPack) -> Iterator[LinkRow]:
-    """One row per typical (``HAS_PHENOTYPE``) or excluded (``EXCLUDES``) phenotype, in pack order."""
+    """One row per link, finding by finding in pack order: its defining ids (``HAS_PHENOTYPE``, frequency
+    :data:`DEFINING_FREQUENCY`, rationale :data:`DEFINING_RATIONALE`), then its typical (``HAS_PHENOTYPE``, no
+    stated frequency) and excluded (``EXCLUDES``) phenotypes."""
     for f in pack.findings:
+        for hpo_id in f.hpo:
+            yield LinkRow(
+                disease=f.id,
+                phenotype=hpo_id,
+                relation="HAS_PHENOTYPE",
+                rationale=DEFINING_RATIONALE,
+                evidence="curated",
+                frequency=DEFINING_FREQUENCY,
+            )
         for p in f.typical:
             yield LinkRow(
                 disease=f.id,
@@ -264,10 +294,16 @@ def link_rows(pack: XrayPack) -> Iterator[LinkRow]:
                 relation="HAS_PHENOTYPE",
                 rationale=p.rationale,
                 evidence="curated",
+                frequency=None,
             )
         for p in f.excluded:
             yield LinkRow(
-                disease=f.id, phenotype=p.id, relation="EXCLUDES", rationale=p.rationale, evidence="curated"
+                disease=f.id,
+                phenotype=p.id,
+                relation="EXCLUDES",
+                rationale=p.rationale,
+                evidence="curated",
+                frequency=None,
             )
 
 

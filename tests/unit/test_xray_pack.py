@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from kg.ingest.xray_pack import (
+    DEFINING_FREQUENCY,
+    DEFINING_RATIONALE,
     PACK_SOURCE,
     PackValidationError,
     XrayPack,
@@ -48,6 +50,7 @@ class Ontology:
         self.replaced: dict[str, str] = {}  # obsolete id -> replacement
         self.dead: list[str] = []  # obsolete without replacement
         self.alt: dict[str, str] = {}  # alternative id -> primary id
+        self.parents: dict[str, list[str]] = {}  # live id -> its direct is_a parents
         for term in ont.terms():
             if not term.id.startswith("HP:"):
                 continue
@@ -61,9 +64,20 @@ class Ontology:
                     self.dead.append(term.id)
             else:
                 self.known[term.id] = None
+                self.parents[term.id] = [p.id for p in term.superclasses(distance=1, with_self=False)]
             for alt in term.alternate_ids:
                 self.known.setdefault(alt, term.id)
                 self.alt[alt] = term.id
+
+    def ancestors(self, term_id: str) -> set[str]:
+        """``term_id`` and every term above it."""
+        out, todo = set(), [term_id]
+        while todo:
+            t = todo.pop()
+            if t not in out:
+                out.add(t)
+                todo.extend(self.parents.get(t, []))
+        return out
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +120,8 @@ def _errors(p: XrayPack, known: dict[str, str | None]) -> list[str]:
 
 def test_shipped_pack_parses_with_13_chexpert_findings(pack: XrayPack) -> None:
     assert pack.name == "phenokg chest X-ray pack"
+    assert pack.version == "1.1.0"
+    assert pack.changelog[0].version == pack.version  # each release says what it changed
     assert pack.license == "CC0-1.0"
     assert str(pack.hpo_release_checked) == "2025-01-16"
     assert len(pack.findings) == 13
@@ -143,6 +159,27 @@ def test_shipped_mappings_point_at_the_intended_terms(pack: XrayPack, hpo: Ontol
     pneumonia = pack.finding("CXR:pneumonia")
     assert {hpo.names[i] for i in pneumonia.typical_ids} >= {"Parenchymal consolidation", "Air bronchogram"}
     assert "Pulmonary edema" in {hpo.names[i] for i in pneumonia.excluded_ids}
+
+
+def test_no_excluded_term_covers_what_the_finding_shows(pack: XrayPack, hpo: Ontology) -> None:
+    # an excluded term at or above a defining or typical term would contradict the finding's own picture (an
+    # excluded term *below* a vaguer typical one is fine: atelectasis shows an opacity, not consolidation)
+    for f in pack.findings:
+        shown = {a for t in (*f.hpo, *f.typical_ids) for a in hpo.ancestors(t)}
+        assert not shown & set(f.excluded_ids), f.id
+
+
+def test_audited_exclusions_stay_out(pack: XrayPack, hpo: Ontology) -> None:
+    # pack 1.1.0 audit: terms that accompany the finding (or are how it shows) do not argue against it
+    kept_out = {
+        "CXR:cardiomegaly": {"Hypoplastic heart"},          # hypoplastic left/right heart: often cardiomegaly
+        "CXR:consolidation": {"Mediastinal shift"},         # pushed away by an accompanying effusion
+        "CXR:pneumonia": {"Mediastinal shift", "Interlobular septal thickening"},  # effusion; crazy paving
+        "CXR:pleural_effusion": {"Hemidiaphragm elevation"},  # how a subpulmonic effusion looks
+        "CXR:pneumothorax": {"Pulmonary bulla"},            # the commonest cause of spontaneous pneumothorax
+    }
+    for finding, names in kept_out.items():
+        assert not names & {hpo.names[i] for i in pack.finding(finding).excluded_ids}, finding
 
 
 def test_shipped_curation_invariants(pack: XrayPack) -> None:
@@ -225,8 +262,11 @@ def test_duplicate_finding_and_duplicate_ids(hpo: Ontology) -> None:
 
 
 def test_own_hpo_id_in_a_set_and_bad_finding_id(hpo: Ontology) -> None:
+    own = "HP:0002090 is the finding's own hpo id (the loader adds it as a defining term)"
     errors = _errors(_tiny(excluded=[{"id": "HP:0002090", "rationale": "x"}]), hpo.known)
-    assert errors == ["CXR:pneumonia excluded: HP:0002090 is the finding's own hpo id"]
+    assert errors == [f"CXR:pneumonia excluded: {own}"]
+    errors = _errors(_tiny(typical=[{"id": "HP:0002090", "rationale": "x"}]), hpo.known)
+    assert errors == [f"CXR:pneumonia typical: {own}"]
     errors = _errors(_tiny(id="pneumonia"), hpo.known)
     assert errors == ["finding #0 'pneumonia': malformed finding id (expected 'CXR:' + lower_snake_case)"]
 
@@ -271,10 +311,12 @@ def test_rows_for_a_tiny_pack() -> None:
          "rationale": "r", "hpo": ["HP:0002090"]}
     ]  # fmt: skip
     assert list(link_rows(p)) == [
+        {"disease": "CXR:pneumonia", "phenotype": "HP:0002090", "relation": "HAS_PHENOTYPE",
+         "rationale": "defining term", "evidence": "curated", "frequency": 1.0},
         {"disease": "CXR:pneumonia", "phenotype": "HP:0032177", "relation": "HAS_PHENOTYPE", "rationale": "t",
-         "evidence": "curated"},
+         "evidence": "curated", "frequency": None},
         {"disease": "CXR:pneumonia", "phenotype": "HP:0100598", "relation": "EXCLUDES", "rationale": "e",
-         "evidence": "curated"},
+         "evidence": "curated", "frequency": None},
     ]  # fmt: skip
 
 
@@ -283,8 +325,16 @@ def test_rows_for_the_shipped_pack(pack: XrayPack) -> None:
     assert PACK_SOURCE == "CXR_PACK"
     assert [r["id"] for r in rows.findings] == [f.id for f in pack.findings]
     assert all(r["source"] == "CXR_PACK" for r in rows.findings)
-    n_links = sum(len(f.typical) + len(f.excluded) for f in pack.findings)
+    n_links = sum(len(f.hpo) + len(f.typical) + len(f.excluded) for f in pack.findings)
     assert len(rows.links) == n_links
+    # every defining id is an obligate typical phenotype of its finding: the Pneumonia phenotype supports
+    # the Pneumonia finding
+    defining = {(r["disease"], r["phenotype"]): r for r in rows.links if r["rationale"] == DEFINING_RATIONALE}
+    assert set(defining) == {(f.id, i) for f in pack.findings for i in f.hpo}
+    assert all(r["relation"] == "HAS_PHENOTYPE" and r["frequency"] == DEFINING_FREQUENCY == 1.0
+               for r in defining.values())
+    assert ("CXR:pneumonia", "HP:0002090") in defining
+    assert all(r["frequency"] is None for r in rows.links if r["rationale"] != DEFINING_RATIONALE)
     pairs = [(r["disease"], r["phenotype"]) for r in rows.links]
     assert len(set(pairs)) == len(pairs)  # one edge per pair: MERGE will not collapse anything
     assert {r["relation"] for r in rows.links} == {"HAS_PHENOTYPE", "EXCLUDES"}
