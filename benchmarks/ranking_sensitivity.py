@@ -30,8 +30,7 @@ from _common import machine_line
 from ranking_bench import snapshot_from_sources
 from ranking_real_cases import DEFAULT_CASES, Case, load_cases, per_disease, phenokg_ranks
 
-from kg.analysis.ranking import RankingIndex, RankingParams
-from kg.analysis.ranking_lr import LikelihoodParams
+from kg.analysis.ranking import LikelihoodParams, RankingIndex, RankingParams
 
 DEFAULT_VARIANTS: list[dict[str, Any]] = [
     {}, {"rp_pool_equivalents": False},

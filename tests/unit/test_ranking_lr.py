@@ -7,8 +7,7 @@ import math
 
 import pytest
 
-from kg.analysis.ranking import DEFAULT_METHOD, RankingIndex
-from kg.analysis.ranking_lr import LikelihoodParams
+from kg.analysis.ranking import DEFAULT_METHOD, LikelihoodParams, RankingIndex
 from kg.analysis.snapshot import Annotation, DiseaseInfo
 from kg.errors import ValidationError
 from tests.unit.test_ranking import A1, A1A, A2, B1, B2, A, B, snapshot

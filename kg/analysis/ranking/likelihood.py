@@ -1,9 +1,10 @@
-"""The likelihood-ratio disease score (``method="likelihood"``), LIRICAL-style, over a :class:`RankingIndex`.
+"""The likelihood-ratio disease score (``method="likelihood"``, the default), LIRICAL-style, over the matrices of
+:mod:`kg.analysis.ranking.matrices`.
 
 Each phenotype of a case contributes the log of a likelihood ratio, ``ln LR = ln P(finding | d) − ln
 P(finding | background)``, the background being the average over every disease of the index (a uniform prior),
 so a ratio above 1 is evidence for ``d`` and below 1 against it. The score of ``d`` is the sum of its terms'
-log ratios (the log posterior odds up to a constant). With the notation of :mod:`kg.analysis.ranking`:
+log ratios (the log posterior odds up to a constant). With the notation of :mod:`kg.analysis.ranking.ic`:
 
 **Observed** phenotype ``q`` (``k`` observed terms in the case)::
 
@@ -34,25 +35,33 @@ than for a disease silent about it, and *against* it (``absent_conflicting``) ot
 an absent obligate feature (``p_d ≈ 1``, ``n_d = 0.8``) counts against ``d``, the absence of an incompletely
 penetrant one for it, as it did on real case reports (``benchmarks/ranking_real_cases.py``:
 without the ascertainment factor every weight given to absent phenotypes made real-case ranking worse).
+
+**Absences that nobody chose to look for.** ``γ`` models a clinician's report: an absence is recorded because the
+finding was suspected. Absences derived from an image (a model that looked for every finding it knows and saw
+none) are not ascertained by clinical suspicion, so for them pass ``LikelihoodParams(ascertainment=1.0)``: an
+absent typical feature then counts against the disease, the more the more frequent the feature.
+
+The background is the mean over the diseases *of the index*: an index restricted to a few sources
+(``RankingIndex.from_snapshot(..., sources=...)``) compares its candidates with each other only.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from kg.analysis.ranking import RankingIndex
-
-MIN_LEVEL_IC = 0.01  # the root and "Phenotypic abnormality" explain nothing (as in kg.analysis.ranking)
+from kg.analysis.ranking.matrices import DiseaseTermMatrices
+from kg.analysis.ranking.types import MIN_LEVEL_IC, ScoreVectors, TermRatios
 
 
 @dataclass(frozen=True)
 class LikelihoodParams:
-    """The constants of the likelihood-ratio score (see the module docstring); tuned on real dev cases only."""
+    """The constants of the likelihood-ratio score (see the module docstring); tuned on real dev cases only.
+
+    ``ascertainment`` (γ) suits absences a clinician chose to record; for absences derived from an image, which
+    no clinical suspicion selected, use ``LikelihoodParams(ascertainment=1.0)``."""
 
     sampling_weight: float = 0.7       # λ
     indirect_discount: float = 0.5     # δ
@@ -63,32 +72,14 @@ class LikelihoodParams:
     excluded_absent_ratio: float = 5.0  # β
 
 
-@dataclass
-class TermRatios:
-    """Per-term log likelihood ratios for every disease (rows: the case's terms, in order)."""
-
-    present: np.ndarray          # k × n_d, ln LR of each observed term
-    present_level: np.ndarray    # k × n_d, the explaining level (term index), −1 where none or contradicted
-    contradicted: np.ndarray     # k × n_d, bool
-    absent: np.ndarray           # m × n_d, ln LR of each absent term
-    absent_excluded: np.ndarray  # m × n_d, bool: the disease excludes the absent term (or an ancestor)
-    absent_typical: np.ndarray   # m × n_d, bool: the disease has typical phenotypes at or below it
-    absent_baseline: np.ndarray  # m, ln LR of each absent term for a disease silent about it
-
-    @property
-    def absent_for(self) -> np.ndarray:
-        """m × n_d, bool: the absence counts for the disease (more than for one silent about the term)."""
-        return self.absent > self.absent_baseline[:, None] + 1e-12
-
-
-def _present_ratios(index: RankingIndex, q: int, log_k: float, p: LikelihoodParams,
+def _present_ratios(m: DiseaseTermMatrices, q: int, log_k: float, p: LikelihoodParams,
                     contradicted: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    n_d = len(index.disease_ids)
+    n_d = m.n_diseases
     best = np.full(n_d, math.log(p.unexplained_ratio))
     level = np.full(n_d, -1, dtype=np.int64)
-    share, ic = index.share, index.sem.ic
+    share, ic = m.share, m.sem.ic
     log_discount = math.log(p.indirect_discount)
-    for a in index.sem.ancestor_indices(q).tolist():
+    for a in m.sem.ancestor_indices(q).tolist():
         if ic[a] < MIN_LEVEL_IC:
             continue
         lo, hi = share.indptr[a], share.indptr[a + 1]
@@ -106,11 +97,11 @@ def _present_ratios(index: RankingIndex, q: int, log_k: float, p: LikelihoodPara
     return best, level
 
 
-def _excluding_term(index: RankingIndex, q: int) -> np.ndarray:
+def _excluding_term(m: DiseaseTermMatrices, q: int) -> np.ndarray:
     """Per disease, the term of its excluded set at or above ``q`` (nearest ancestor first), −1 where none."""
-    out = np.full(len(index.disease_ids), -1, dtype=np.int64)
-    ex = index.excluded_csc
-    for a in index.sem.ancestor_indices(q).tolist():
+    out = np.full(m.n_diseases, -1, dtype=np.int64)
+    ex = m.excluded_csc
+    for a in m.sem.ancestor_indices(q).tolist():
         rows = ex.indices[ex.indptr[a]:ex.indptr[a + 1]]
         free = rows[out[rows] < 0]
         out[free] = a
@@ -133,12 +124,12 @@ def _fold_redundant_exclusions(ratios: list[np.ndarray], hits: list[np.ndarray],
                 seen.add(key)
 
 
-def _absent_ratios(index: RankingIndex, q: int, p: LikelihoodParams,
+def _absent_ratios(m: DiseaseTermMatrices, q: int, p: LikelihoodParams,
                    excluded: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float]:
-    n_d = len(index.disease_ids)
+    n_d = m.n_diseases
     numerator = np.ones(n_d)
     typical = np.zeros(n_d, dtype=np.bool_)
-    lm = index.log_miss
+    lm = m.log_miss
     lo, hi = lm.indptr[q], lm.indptr[q + 1]
     rows = lm.indices[lo:hi]
     typical[rows] = True
@@ -149,30 +140,30 @@ def _absent_ratios(index: RankingIndex, q: int, p: LikelihoodParams,
     return np.log(numerator) - log_mean, typical, -log_mean
 
 
-def term_ratios(index: RankingIndex, present: np.ndarray, absent: np.ndarray, p: LikelihoodParams, *,
+def term_ratios(m: DiseaseTermMatrices, present: np.ndarray, absent: np.ndarray, p: LikelihoodParams, *,
                 use_exclusions: bool = True) -> TermRatios:
     """Every term's log likelihood ratio for every disease (vectorised over diseases)."""
-    n_d = len(index.disease_ids)
+    n_d = m.n_diseases
     if n_d == 0:
         present, absent = present[:0], absent[:0]  # nothing to score (and no background to average over)
     log_k = math.log(max(1, len(present)))
-    check = use_exclusions and index.has_excluded
+    check = use_exclusions and m.has_excluded
     pres_rows, levels, contra = [], [], []
     for q in present.tolist():
-        hit = index.excluded_at_or_above(q) if check else np.zeros(n_d, dtype=np.bool_)
-        ratios, level = _present_ratios(index, q, log_k, p, hit)
+        hit = m.excluded_at_or_above(q) if check else np.zeros(n_d, dtype=np.bool_)
+        ratios, level = _present_ratios(m, q, log_k, p, hit)
         pres_rows.append(ratios)
         levels.append(level)
         contra.append(hit)
     abs_rows, excl, typ, baseline, by_term = [], [], [], [], []
     for q in (absent.tolist() if use_exclusions else []):
-        hit = index.excluded_at_or_above(q) if check else np.zeros(n_d, dtype=np.bool_)
-        ratios, typical, silent = _absent_ratios(index, q, p, hit)
+        hit = m.excluded_at_or_above(q) if check else np.zeros(n_d, dtype=np.bool_)
+        ratios, typical, silent = _absent_ratios(m, q, p, hit)
         abs_rows.append(ratios)
         baseline.append(silent)
         excl.append(hit)
         typ.append(typical & ~hit)
-        by_term.append(_excluding_term(index, q) if hit.any() else np.full(n_d, -1, dtype=np.int64))
+        by_term.append(_excluding_term(m, q) if hit.any() else np.full(n_d, -1, dtype=np.int64))
     if check and len(abs_rows) > 1:
         _fold_redundant_exclusions(abs_rows, excl, by_term, baseline)
 
@@ -182,3 +173,14 @@ def term_ratios(index: RankingIndex, present: np.ndarray, absent: np.ndarray, p:
     return TermRatios(stack(pres_rows, np.float64), stack(levels, np.int64), stack(contra, np.bool_),
                       stack(abs_rows, np.float64), stack(excl, np.bool_), stack(typ, np.bool_),
                       np.asarray(baseline, dtype=np.float64))
+
+
+def likelihood_vectors(m: DiseaseTermMatrices, p: LikelihoodParams, present: np.ndarray, absent: np.ndarray, *,
+                       use_exclusions: bool = True) -> ScoreVectors:
+    """The four score parts of every disease (sums of the terms' log ratios), with the ratios themselves."""
+    r = term_ratios(m, present, absent, p, use_exclusions=use_exclusions)
+    contradicted = np.where(r.contradicted, r.present, 0.0)
+    absent_for = r.absent_for
+    return ScoreVectors(r.present.sum(axis=0) - contradicted.sum(axis=0), contradicted.sum(axis=0),
+                        np.where(absent_for, r.absent, 0.0).sum(axis=0),
+                        np.where(absent_for, 0.0, r.absent).sum(axis=0), r)
