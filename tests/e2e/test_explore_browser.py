@@ -8,8 +8,10 @@ browser never downloads anything (no ``playwright install``): it is pointed at t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from kg.config import GraphSettings
 from kg.repo import jobs as J
 from kg.store.graph import Graph
 from tests.helpers import clear_graph, serve_in_thread
-from tests.integration.explore_data import CARDIOMEGALY, PNEUMONIA, build_mini_with_evidence, png_bytes
+from tests.integration.explore_data import CARDIOMEGALY, EFFUSION, PNEUMONIA, build_mini_with_evidence, png_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -151,26 +153,154 @@ def test_disease_view_separates_typical_and_excluded(page: Any) -> None:
     page.screenshot(path=str(ARTIFACTS / "explore-disease.png"), full_page=True)
 
 
-def test_upload_an_image_and_see_phenotypes_diseases_and_evidence(page: Any, tmp_path: Path) -> None:
-    image = tmp_path / "xray.png"
-    image.write_bytes(png_bytes(150))
+def _upload(page: Any, image: Path, scope: str = "model") -> None:
     page.goto("/explore#/retrieval")
     page.set_input_files("#upload-file", str(image))
-    assert page.locator("#upload-preview").is_visible()
+    page.select_option("#upload-scope", scope)
     page.click("#upload-form button[type=submit]")
-    phenotypes = page.locator("#retrieval-out [data-result='phenotypes'] li")
-    phenotypes.first.wait_for()
-    assert phenotypes.count() >= 3
-    assert all(t.startswith("HP:") or "0." in t for t in phenotypes.all_inner_texts())
-    assert "cpu" in page.locator("#retrieval-out").inner_text()  # the model and the device that answered
-    page.wait_for_selector("#retrieval-out [data-result='evidence'] figure.thumb img")
+
+
+def _all_images_loaded(page: Any) -> None:
     page.wait_for_function("[...document.querySelectorAll('#retrieval-out img')]"
                            ".every(i => i.complete && i.naturalWidth > 0)")
+
+
+def test_upload_an_image_and_read_the_grounded_answer(page: Any, tmp_path: Path) -> None:
+    """The tiny model is untrained and uncalibrated, with no fitted domain threshold: the answer is in domain,
+    says it is uncalibrated, and grounds each phenotype in the three evidence images."""
+    image = tmp_path / "xray.png"
+    image.write_bytes(png_bytes(150))
+    _upload(page, image)
+    assert page.locator("#upload-preview").is_visible()
+    phenotypes = page.locator("#retrieval-out [data-result='phenotypes'] li")
+    phenotypes.first.wait_for()
+    texts = phenotypes.all_inner_texts()
+    assert len(texts) >= 3 and all("HP:" in t and "%" in t for t in texts), texts  # id and probability
+    assert not page.locator("#retrieval-out [data-extrapolated]").count()  # scope=model: all in vocabulary
+    pneumonia = page.locator(f"#retrieval-out [data-result='phenotypes'] li[data-id='{PNEUMONIA}']")
+    assert "Pneumonia" in pneumonia.inner_text()
+    # the evidence behind it: the two images whose captions show pneumonia, as thumbnails
+    assert pneumonia.locator("[data-supporting] a.mini img").count() == 2
+    assert pneumonia.locator(".prob .bar > span").count() == 1
+    # "No pleural effusion." in one caption: effusion is ruled out, by that image
+    ruled = page.locator(f"#retrieval-out [data-result='ruled-out'] li[data-id='{EFFUSION}']")
+    assert "Pleural effusion" in ruled.inner_text() and "rule it out" in ruled.inner_text()
+    assert ruled.locator("a.mini img").count() == 1
+    effusion = page.locator(f"#retrieval-out [data-result='phenotypes'] li[data-id='{EFFUSION}']")
+    if effusion.count():
+        assert effusion.locator("[data-contradicting]").get_attribute("data-contradicting") == "1"
+    meta = page.locator("#retrieval-out [data-meta]").inner_text()
+    assert "cpu" in meta and "Calibrated" in meta and "ms" in meta and "phenotypes" in meta  # model, device, ...
+    assert page.locator("#retrieval-out [data-calibrated='false']").count() == 1
+    assert page.locator("#retrieval-out [data-domain='out']").count() == 0  # in domain: no red banner ...
+    assert "calibration" in page.locator("#retrieval-out [data-warning]").inner_text()  # ... but the caveat
+    assert page.locator("#retrieval-out [data-result='findings']").count() == 1  # the section is there
+    page.wait_for_selector("#retrieval-out [data-result='evidence'] figure.thumb img")
     assert page.locator("#retrieval-out [data-result='evidence'] figure.thumb").count() == 3
+    assert "similarity" in page.locator("#retrieval-out [data-result='evidence']").inner_text().lower()
+    _all_images_loaded(page)
     page.screenshot(path=str(ARTIFACTS / "explore-retrieval.png"), full_page=True)
     page.locator("#retrieval-out [data-result='phenotypes'] li a").first.click()  # a hit opens its term
     page.wait_for_function("location.hash.startsWith('#/term/HP:')")
     page.wait_for_function("document.querySelector('#term-name')?.textContent.length > 0")
+
+
+def test_scope_all_waits_for_the_ontology_then_marks_extrapolations(page: Any, tmp_path: Path) -> None:
+    """The first scope=all request starts embedding every phenotype's prompt and is answered 503 with
+    Retry-After; the page says so and retries on request; the answer marks terms outside the vocabulary."""
+    image = tmp_path / "xray.png"
+    image.write_bytes(png_bytes(150))
+    _upload(page, image, scope="all")
+    waiting = page.locator("#retrieval-out [data-unavailable='503']")
+    waiting.wait_for()
+    assert waiting.get_attribute("data-retry-after") and "embedded" in waiting.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "explore-retrieval-scope-all-503.png"))
+    phenotypes = page.locator("#retrieval-out [data-result='phenotypes'] li")
+    for _ in range(60):  # the mini ontology embeds in seconds
+        page.wait_for_selector("#retrieval-out [data-action='retry'], #retrieval-out [data-result='phenotypes']")
+        if phenotypes.count():
+            break
+        page.wait_for_timeout(500)
+        page.click("#retrieval-out [data-action='retry']")
+    phenotypes.first.wait_for()
+    extrapolated = page.locator("#retrieval-out [data-result='phenotypes'] li[data-extrapolated]")
+    assert extrapolated.count() >= 1
+    assert "extrapolated" in extrapolated.first.inner_text().lower()
+    assert "similarity" in extrapolated.first.inner_text()
+    assert "%" not in extrapolated.first.locator(".hit-head").inner_text()  # no probability
+    assert "scope=all" in page.locator("#retrieval-out [data-warning]").inner_text()
+    _all_images_loaded(page)
+    page.screenshot(path=str(ARTIFACTS / "explore-retrieval-scope-all.png"), full_page=True)
+    page.select_option("#upload-scope", "model")
+
+
+def _post_image(base_url: str, data: bytes, query: str) -> Any:
+    """POST /retrieval/image from here (a browser's FormData file is not visible to request interception)."""
+    boundary = "phenokg-e2e-boundary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="image.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"{base_url}/retrieval/image?{query}", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def test_out_of_domain_answer_with_ranked_findings(page: Any, base_url: str, tmp_path: Path) -> None:
+    """What a trained chest X-ray model answers for an image unlike its evidence, with findings: the live answer
+    (checked against the response model) amended as such a model would send it, served to the page in place of
+    the server's."""
+    from app.schemas_retrieval import FindingHit, RetrievalResponse
+
+    image = tmp_path / "not-a-chest.png"
+    image.write_bytes(png_bytes(250))
+    answer = RetrievalResponse.model_validate(_post_image(base_url, image.read_bytes(),
+                                                          "k=10&findings=5&evidence=6&scope=model"))
+    present = [p.id for p in answer.phenotypes if (p.probability or 0) >= 0.5]
+    absent = [r.id for r in answer.ruled_out]
+    assert PNEUMONIA in present and EFFUSION in absent, (present, absent)
+    findings = [
+        FindingHit(rank=1, id="CXR:pneumonia", name="Pneumonia (finding)", source="CXR_PACK", score=2.1,
+                   posterior=0.83, supported_by=present, contradicted_by=[], absent_consistent=absent,
+                   absent_conflicting=[]),
+        FindingHit(rank=2, id="CXR:cardiomegaly", name="Cardiomegaly (finding)", source="CXR_PACK", score=0.5,
+                   posterior=0.17, supported_by=[CARDIOMEGALY], contradicted_by=["HP:9999999"],
+                   absent_consistent=[], absent_conflicting=absent),
+    ]
+    amended = answer.model_copy(update={
+        "in_domain": False, "nearest_similarity": 0.41, "domain_threshold": 0.62, "findings": findings,
+        "model": answer.model.model_copy(update={"calibrated": True}),
+        "warning": "This image is farther from every evidence image than the validation images were "
+                   "(nearest similarity 0.410 < 0.620): treat every answer below as unreliable."})
+    seen: list[str] = []
+
+    def serve(route: Any) -> None:
+        seen.append(route.request.url)
+        route.fulfill(status=200, content_type="application/json", body=amended.model_dump_json())
+
+    page.route("**/retrieval/image?*", serve)
+    try:
+        _upload(page, image)
+        banner = page.locator("#retrieval-out [data-domain='out']")
+        banner.wait_for()
+        assert "Outside what this model knows" in banner.inner_text() and "0.410 < 0.620" in banner.inner_text()
+        assert "findings=5" in seen[0] and "scope=model" in seen[0] and "diseases=" not in seen[0]
+        meta = page.locator("#retrieval-out [data-meta]").inner_text()
+        assert "0.410" in meta and "0.620" in meta
+        assert page.locator("#retrieval-out [data-calibrated='true']").count() == 1
+        findings_li = page.locator("#retrieval-out [data-result='findings'] li")
+        assert findings_li.count() == 2
+        first, second = findings_li.all_inner_texts()
+        assert first.startswith("1.") and "Pneumonia (finding)" in first and "83%" in first and "CXR_PACK" in first
+        assert "Pneumonia" in first.split("supported by", 1)[1]  # the phenotypes by name, not id
+        assert "Pleural effusion" in first.split("absent, as expected", 1)[1]
+        assert "HP:9999999" in second.split("contradicted by", 1)[1]  # an id the answer does not name
+        assert "absent, but typical of it" in second
+        assert findings_li.first.locator("a").first.get_attribute("href") == "#/disease/CXR:pneumonia"
+        assert page.locator("#retrieval-out [data-result='ruled-out'] li").count() >= 1
+        _all_images_loaded(page)
+        page.screenshot(path=str(ARTIFACTS / "explore-retrieval-out-of-domain.png"), full_page=True)
+    finally:
+        page.unroute("**/retrieval/image?*", serve)
 
 
 def test_upload_of_a_non_image_is_refused_with_the_reason(page: Any, tmp_path: Path) -> None:
