@@ -20,9 +20,11 @@ PROBLEM_SCHEMAS = frozenset({"Problem", "ValidationProblem", "ObsoleteTermProble
 class ProblemError(Exception):
     """Raise from a route for any status with extra members in the body (e.g. 410 with ``consider`` ids)."""
 
-    def __init__(self, status: int, title: str, detail: str | None = None, **extra: Any) -> None:
+    def __init__(self, status: int, title: str, detail: str | None = None, *,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail or title)
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
+        self.headers = dict(headers or {})  # e.g. Retry-After on a 503
 
 
 def problem(status: int, title: str, detail: str | None = None, *, instance: str | None = None,
@@ -71,7 +73,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def explicit_problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail, instance=request.url.path, **exc.extra)
+        response = problem(exc.status, exc.title, exc.detail, instance=request.url.path, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     _document_problems(app)
 

@@ -2,9 +2,11 @@
 
 What it serves: the active ``clip`` model version of the registry (:func:`kg.repo.registry.active_model`), or,
 when none is active, the model directory named by ``PHENOKG_CLIP_MODEL``; with neither, requests get a 503.
-The model is loaded **once**, on the GPU when there is one (else the CPU), with the text embeddings of every
-live phenotype under *Phenotypic abnormality* (cached on disk per model, keyed by the exact texts) and the image
-embeddings of every evidence image present in the blob store (:class:`models.serving.ClipIndex`).
+The model is loaded **once**, on the GPU when there is one (else the CPU), with its grounding (vocabulary,
+prompt embeddings and calibration, stored with the model by the training job) and every evidence image of the
+graph present in the blob store, labelled by its ``SHOWS`` / ``RULES_OUT`` links (:class:`models.serving.ClipIndex`).
+Activation is a swap: the job already embedded the vocabulary and its own evidence; only evidence imported
+since is embedded at load.
 
 Requests are decoded and resized in the server's thread pool, then queued on a
 :class:`models.batching.MicroBatcher`: concurrent images run through the image tower as one batch (at most
@@ -16,10 +18,9 @@ the old model and none fails. ``refresh`` runs when a model is activated through
 when a request sees (checked at most every ``check_every`` seconds) that another process activated another
 version or that the graph was rebuilt.
 
-Diseases: a top phenotype *supports* disease ``d`` when it or one of its ancestors is in ``d``'s typical set
-(an image showing a more specific finding still shows the general one), and *contradicts* ``d`` when it or an
-ancestor is in ``d``'s excluded set. A disease's score is the sum of the supporting phenotypes' weights minus
-the contradicting ones', a phenotype's weight being its softmax probability renormalised over the top ``k``.
+``scope=all`` (every phenotypic abnormality, an extrapolation) needs the prompts of the whole ontology embedded
+with the served model: that runs once per model in the background (cached on disk); until it is done such
+requests get a 503 with ``Retry-After``. Answers are assembled in :mod:`app.retrieval_answer`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -45,7 +45,7 @@ from kg.repo.snapshots import SnapshotCache
 from kg.repo.training_views import evidence_items
 from kg.store.graph import Graph
 
-__all__ = ["NO_MODEL", "DiseaseHit", "RetrievalService", "ServedModel"]
+__all__ = ["NO_MODEL", "EvidenceInfo", "RetrievalService", "ServedModel"]
 
 log = logging.getLogger(__name__)
 
@@ -66,38 +66,6 @@ class ServedModel:
         return {"id": self.id, "kind": KIND, "active": self.active}
 
 
-@dataclass(frozen=True)
-class DiseaseSupport:
-    """Per snapshot: phenotype → diseases whose typical / excluded set holds it (aspect P only)."""
-
-    typical: dict[str, tuple[str, ...]]
-    excluded: dict[str, tuple[str, ...]]
-
-    @classmethod
-    def from_snapshot(cls, snapshot: GraphSnapshot) -> DiseaseSupport:
-        typical: dict[str, set[str]] = defaultdict(set)
-        for disease, rows in snapshot.typical.items():
-            for a in rows:
-                if (a.aspect or "P") == "P":
-                    typical[a.phenotype].add(disease)
-        excluded: dict[str, set[str]] = defaultdict(set)
-        for disease, phenotypes in snapshot.excluded.items():
-            for p in phenotypes:
-                excluded[p].add(disease)
-        return cls({p: tuple(sorted(d)) for p, d in typical.items()},
-                   {p: tuple(sorted(d)) for p, d in excluded.items()})
-
-
-@dataclass(frozen=True)
-class DiseaseHit:
-    id: str
-    name: str
-    source: str
-    score: float
-    supported_by: list[str]
-    contradicted_by: list[str]
-
-
 @dataclass
 class _State:
     """Everything one served model answers with (never mutated once served)."""
@@ -105,14 +73,35 @@ class _State:
     model: ServedModel
     index: Any  # models.serving.ClipIndex (torch is imported lazily)
     stamp: str | None
-    evidence: dict[str, tuple[str, list[str]]]  # id → caption, shown phenotypes
+    evidence: dict[str, EvidenceInfo]
+    whole: _WholeOntology = field(default_factory=lambda: _WholeOntology())
+
+
+@dataclass(frozen=True)
+class EvidenceInfo:
+    """What an answer shows of an evidence image."""
+
+    caption: str
+    shows: list[str]
+    rules_out: list[str]
+    finding: str | None
+
+
+@dataclass
+class _WholeOntology:
+    """``scope=all``: every phenotypic abnormality's prompt embedded with the served model (filled once, in the
+    background)."""
+
+    ids: list[str] = field(default_factory=list)
+    embeddings: Any = None
+    thread: threading.Thread | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
 class _Query:
     state: _State
     image: Any  # torch.Tensor [C, H, W], prepared for state.index
-    k: int
     evidence: int
 
 
@@ -152,20 +141,22 @@ class RetrievalService:
         return self.settings.home / "cache" / "retrieval" / f"{safe}-phenotypes.npz"
 
     def _load(self, model: ServedModel) -> _State:
-        from models.serving import ClipIndex
+        from models.serving import ClipIndex, EvidenceInput
 
         snapshot = self.cache.get()
         view = snapshot.view
-        phenotypes = sorted((t, name) for t, name in view.names.items()
-                            if t != PHENOTYPIC_ABNORMALITY and view.in_phenotypic_abnormality(t))
         items = evidence_items(self.graph, blob_root=self.settings.blob_dir)
-        files = [(e["id"], e["blob_path"]) for e in items if e["blob_path"] and Path(e["blob_path"]).is_file()]
+        inputs = [EvidenceInput(e["id"], str(e["sha256"] or ""), str(e["blob_path"]), tuple(e["shows"]),
+                                tuple(e["rules_out"]), *_finding_sets(snapshot, e))
+                  for e in items if e["blob_path"] and Path(e["blob_path"]).is_file()]
         started = time.perf_counter()
-        index = ClipIndex.load(model.path, phenotypes, files, study=self.settings.retrieval_study,
-                               text_cache=self._text_cache(model))
-        log.info("retrieval: model %s on %s (%d phenotypes, %d evidence images) in %.1f s", model.id,
-                 index.device, len(index.phenotype_ids), len(index.evidence_ids), time.perf_counter() - started)
-        evidence = {e["id"]: (e["caption"], list(e["shows"])) for e in items}
+        index = ClipIndex.load(model.path, inputs, lambda t: view.ancestors(t, include_self=False),
+                               lambda t: view.names.get(t, t), study=self.settings.retrieval_study)
+        log.info("retrieval: model %s on %s (%d phenotypes, %d evidence images, %s embedded now) in %.1f s",
+                 model.id, index.device, len(index.vocabulary.ids), len(index.evidence_ids),
+                 index.info.get("evidence_embedded_at_load"), time.perf_counter() - started)
+        evidence = {e["id"]: EvidenceInfo(str(e["caption"] or ""), list(e["shows"]), list(e["rules_out"]),
+                                          str((e.get("extra") or {}).get("finding") or "") or None) for e in items}
         return _State(model, index, snapshot.stamp, evidence)
 
     def refresh(self) -> None:
@@ -224,9 +215,9 @@ class RetrievalService:
         return state
 
     # ----------------------------------------------------------------------------------------- requests
-    def prepare(self, data: bytes, declared_type: str | None, *, k: int, evidence: int) -> _Query:
+    def prepare(self, data: bytes, declared_type: str | None, *, evidence: int) -> _Query:
         """Decode and check the upload (``UploadError`` → 413/415/422 problem), resized for the served model."""
-        from models.train.clip_data import to_image_tensor
+        from models.images import to_image_tensor
 
         try:
             image = decode_upload(data, declared_type=declared_type, max_bytes=self.settings.retrieval_max_bytes,
@@ -237,7 +228,7 @@ class RetrievalService:
         index = state.index
         with image:
             tensor = index.prepare(to_image_tensor(_plain_mode(image), index.image_size))
-        return _Query(state, tensor, k, evidence)
+        return _Query(state, tensor, evidence)
 
     def submit(self, query: _Query) -> Any:
         """Queue a prepared query; the future's result is a :class:`models.serving.ImageResult`."""
@@ -250,42 +241,58 @@ class RetrievalService:
         out: list[Any] = [None] * len(queries)
         for positions in groups.values():
             state = queries[positions[0]].state
-            k = max(queries[i].k for i in positions)
             n_ev = max(queries[i].evidence for i in positions)
-            results = state.index.search([queries[i].image for i in positions], k=k, evidence=n_ev)
+            results = state.index.search([queries[i].image for i in positions], evidence=n_ev)
             for i, result in zip(positions, results, strict=True):
                 out[i] = result
         return out
 
-    def diseases(self, hits: Sequence[Any], limit: int) -> list[DiseaseHit]:
-        """Diseases supported or contradicted by the top phenotypes (module doc), best score first."""
-        if limit <= 0 or not hits:
-            return []
-        snapshot = self.cache.get()
-        support = self.cache.derived("retrieval-disease-support", DiseaseSupport.from_snapshot)
-        total = sum(h.probability for h in hits) or 1.0
-        score: dict[str, float] = defaultdict(float)
-        supported: dict[str, list[str]] = defaultdict(list)
-        contradicted: dict[str, list[str]] = defaultdict(list)
-        for h in hits:
-            weight = h.probability / total if total else 1.0 / len(hits)
-            lineage = snapshot.view.ancestors(h.id)
-            for disease in {d for t in lineage for d in support.typical.get(t, ())}:
-                score[disease] += weight
-                supported[disease].append(h.id)
-            for disease in {d for t in lineage for d in support.excluded.get(t, ())}:
-                score[disease] -= weight
-                contradicted[disease].append(h.id)
-        ranked = sorted(score, key=lambda d: (-score[d], -len(supported[d]), d))[:limit]
-        out = []
-        for d in ranked:
-            info = snapshot.diseases.get(d)
-            out.append(DiseaseHit(d, info.name if info else d, info.source if info else "", round(score[d], 6),
-                                  supported[d], contradicted[d]))
-        return out
+    def whole_ontology(self, state: _State) -> tuple[list[str], Any]:
+        """``scope=all``: the ids and prompt embeddings of every phenotypic abnormality for the served model;
+        raises a 503 (with ``Retry-After``) while they are being embedded in the background."""
+        whole = state.whole
+        if whole.embeddings is not None:
+            return whole.ids, whole.embeddings
+        with self._spawn_lock:
+            if whole.thread is None or (whole.error is not None and not whole.thread.is_alive()):
+                whole.error = None
+                whole.thread = threading.Thread(target=self._embed_whole, args=(state,), daemon=True,
+                                                name="phenokg-retrieval-ontology")
+                whole.thread.start()
+        if whole.error is not None:
+            raise ProblemError(503, "Service Unavailable", f"embedding the ontology failed: {whole.error}",
+                               headers={"Retry-After": "30"})
+        raise ProblemError(503, "Service Unavailable",
+                           "scope=all needs every phenotype's prompt embedded with this model; that is running now "
+                           "(once per model, a few minutes on a CPU): retry later, or use scope=model",
+                           headers={"Retry-After": "30"})
+
+    def _embed_whole(self, state: _State) -> None:
+        from models.prompts import phenotype_prompt
+
+        try:
+            view = self.cache.get().view
+            terms = sorted((t, n) for t, n in view.names.items()
+                           if t != PHENOTYPIC_ABNORMALITY and view.in_phenotypic_abnormality(t))
+            texts = [phenotype_prompt(n, self.settings.retrieval_study) for _, n in terms]
+            emb = state.index.text_embeddings(texts, self._text_cache(state.model))
+            state.whole.ids = [t for t, _ in terms]
+            state.whole.embeddings = emb
+        except Exception as exc:  # reported to the next scope=all request
+            state.whole.error = f"{type(exc).__name__}: {exc}"
+            log.exception("retrieval: embedding the whole ontology failed")
 
     def close(self) -> None:
         self.batcher.close()
+
+
+def _finding_sets(snapshot: GraphSnapshot, item: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The typical and excluded phenotypes (aspect P) of the finding an evidence item's dataset labels it with."""
+    finding = (item.get("extra") or {}).get("finding")
+    if not finding:
+        return (), ()
+    typical = tuple(a.phenotype for a in snapshot.typical.get(str(finding), ()) if (a.aspect or "P") == "P")
+    return typical, tuple(snapshot.excluded.get(str(finding), ()))
 
 
 def _plain_mode(image: Image.Image) -> Image.Image:

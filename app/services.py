@@ -80,6 +80,15 @@ class Services:
         return self.cache.derived("ranking", lambda snapshot: RankingIndex.from_snapshot(
             snapshot, sem=self.cache.derived("semsim", SemSimIndex.from_snapshot, snapshot)))
 
+    def image_ranking(self, sources: tuple[str, ...]) -> RankingIndex:
+        """Ranking over the diseases of ``sources`` only, for image-derived findings (the likelihood background
+        is those candidates; absences carry no clinical-suspicion ascertainment)."""
+        from kg.analysis.ranking import LikelihoodParams
+
+        return self.cache.derived(f"ranking.image:{','.join(sources)}", lambda snapshot: RankingIndex.from_snapshot(
+            snapshot, sem=self.cache.derived("semsim", SemSimIndex.from_snapshot, snapshot), sources=sources,
+            likelihood=LikelihoodParams(ascertainment=1.0)))
+
     def linker(self) -> Linker:
         """The text → phenotype linker of the current snapshot."""
         return self.cache.derived(LINKER_KEY, linker_from_snapshot)

@@ -66,8 +66,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             phenokg("kg", "build", "--quiet")
         out["steps"]["build_s"] = round(time.perf_counter() - clock, 1)
         limit = ["--limit", "96"] if args.quick else []
+        # this ablation evaluates on the test split through `phenokg evaluate`, so its own home imports it too
+        # (the service's default keeps test out of the graph; never serve retrieval from this home)
         imported = json.loads(phenokg("evidence", "import-npz", str(args.npz), "--labels", LABELS, "--license",
-                                      LICENSE, "--dataset", args.dataset, "--quiet", *limit))
+                                      LICENSE, "--dataset", args.dataset, "--splits", "train,val,test", "--quiet",
+                                      *limit))
         out["import"] = imported
         out["steps"]["import_s"] = round(time.perf_counter() - clock, 1)
         common = ["--source", args.dataset, "--split", "test", "--image-size", str(args.image_size)]
@@ -83,10 +86,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 trained = json.loads(phenokg(
                     "train", "clip", "--source", args.dataset, "--captions", g, "--image-size", str(args.image_size),
                     "--text-layers", "0", "--text-model", args.text_model, "--batch-size", str(args.batch_size),
-                    "--lr", str(args.lr), "--seed", str(seed), "--quiet", *steps))
-                metrics = json.loads((Path(trained["path"]) / "metrics.json").read_text(encoding="utf-8"))
+                    "--lr", str(args.lr), "--seed", str(seed), "--eval-split", "val", "--quiet", *steps))
+                evaluated = json.loads(phenokg("evaluate", trained["id"], "--source", args.dataset, "--split", "test"))
                 out["trained"][f"{g}/{seed}"] = {"id": trained["id"], "path": trained["path"],
-                                                 "train": trained["train"], "eval": metrics["eval"],
+                                                 "train": trained["train"], "eval": evaluated["metrics"],
                                                  "seconds": round(time.perf_counter() - t, 1)}
     finally:
         phenokg("db", "stop")

@@ -105,7 +105,7 @@ def snapshot_from_sources(obo: Path | None = None, hpoa: Path | None = None,
             if x["relation"] == "EXCLUDES":
                 excluded.setdefault(x["disease"], []).append(x["phenotype"])
             else:
-                typical.setdefault(x["disease"], []).append(Annotation(x["phenotype"], None, "P"))
+                typical.setdefault(x["disease"], []).append(Annotation(x["phenotype"], x["frequency"], "P"))
     return GraphSnapshot(stamp="sources", view=view, terms=terms, diseases=diseases, typical=typical,
                          excluded=excluded)
 

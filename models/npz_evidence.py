@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from kg.errors import ValidationError
 from models.captions import Granularity, build_caption
-from models.train.clip_data import load_npz_split
+from models.images import load_npz_split
 from models.types import DiseaseSets
 
 __all__ = ["MANIFEST", "NpzManifest", "parse_label_map", "write_npz_manifest"]

@@ -1,41 +1,45 @@
-"""Serving an image–text model: load it once, embed the candidates once, answer image queries in batches.
+"""Serving an image–text model: load it once with its grounding, answer image queries in batches.
 
-:class:`ClipIndex` holds a loaded :class:`models.encoders.CLIPModel` on its device together with the unit
-text embeddings of the candidate phenotypes (each phenotype's name as :func:`models.train.clip_eval.phenotype_prompt`
-words it, the text I2P evaluation scores) and the unit image embeddings of the evidence images.
-:meth:`ClipIndex.search` embeds a batch of query images and returns, per image, the most similar phenotypes
-(cosine similarity and a softmax probability over all candidates at the model's temperature) and the nearest
-evidence images. Nothing here knows about HTTP or the graph: callers pass plain ids, texts and image files.
+:class:`ClipIndex` holds a loaded :class:`models.encoders.CLIPModel` on its device, the model's grounding
+(:mod:`models.grounding`: vocabulary, prompt embeddings, fitted constants) and the evidence images it
+transfers labels from (unit embeddings plus the ``[evidence, vocabulary]`` label matrix). The training job
+stores the vocabulary's prompt embeddings and its own evidence's image embeddings with the model, so loading
+embeds only evidence imported since. :meth:`ClipIndex.search` embeds a batch of query images and returns, per
+image, the grounded answer and the nearest evidence images. Nothing here knows about HTTP or the graph: callers
+pass plain ids, texts, label lists and image files.
+
+A model without grounding files (trained elsewhere, or before grounding existed) is served with a vocabulary
+made from the evidence's links and plain label transfer (``calibrated: false``, no domain threshold).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from models.clip_files import DEFAULT_IMAGE_SIZE, load_clip_model, model_image_size, run_dir_of
+from models.domain import DomainEncoder
 from models.encoders import CLIPModel
-from models.train.clip_data import to_image_tensor
-from models.train.clip_eval import phenotype_prompt
-from models.train.clip_run import clip_model_dir, load_clip_model
+from models.grounding import Grounding, GroundingParams, ImageGrounding, Vocabulary, label_matrix
+from models.images import resize_images, to_image_tensor
+from models.prompts import absence_prompt, phenotype_prompt
 
 __all__ = [
     "DEFAULT_IMAGE_SIZE",
     "ClipIndex",
+    "EvidenceInput",
     "Hit",
     "ImageResult",
     "model_image_size",
     "serving_device",
 ]
-
-DEFAULT_IMAGE_SIZE: Final = 224
 
 
 def serving_device() -> str:
@@ -43,44 +47,41 @@ def serving_device() -> str:
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
-def model_image_size(path: str | Path) -> int:
-    """The image size a model was trained at (its run's ``train_config.json`` / ``config.json``), else 224."""
-    model_dir = clip_model_dir(path)
-    for run_dir in (model_dir, model_dir.parent):
-        for name, key in (("train_config.json", None), ("config.json", "train")):
-            candidate = run_dir / name
-            if not candidate.is_file():
-                continue
-            try:
-                data = json.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                continue
-            section = data.get(key) if key else data
-            if isinstance(section, dict) and isinstance(section.get("image_size"), int):
-                return int(section["image_size"])
-    return DEFAULT_IMAGE_SIZE
+@dataclass(frozen=True)
+class EvidenceInput:
+    """One evidence image to transfer labels from: id, content hash, image file, linked phenotype ids."""
+
+    id: str
+    sha256: str
+    path: str
+    shows: tuple[str, ...] = ()
+    rules_out: tuple[str, ...] = ()
+    finding_typical: tuple[str, ...] = ()
+    """The typical set of the finding its dataset labels it with (fills what its links leave silent)."""
+    finding_excluded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved candidate: its id, cosine similarity and (phenotypes) softmax probability."""
+    """One retrieved candidate: its id and cosine similarity."""
 
     id: str
     score: float
-    probability: float = 0.0
 
 
 @dataclass(frozen=True)
 class ImageResult:
-    """What one query image retrieved."""
+    """What one query image retrieved: the grounded answer over the vocabulary and the nearest evidence."""
 
-    phenotypes: list[Hit]
+    grounding: ImageGrounding
     evidence: list[Hit]
+    embedding: Tensor
 
 
 @torch.no_grad()
-def _encode_texts(model: CLIPModel, texts: Sequence[str], device: torch.device, batch_size: int) -> Tensor:
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: little padding
+def encode_texts(model: CLIPModel, texts: Sequence[str], device: torch.device | str, batch_size: int = 256) -> Tensor:
+    """Unit text embeddings ``[N, D]`` (similar lengths batched together: little padding)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     chunks = []
     for start in range(0, len(order), batch_size):
         batch = [texts[i] for i in order[start:start + batch_size]]
@@ -89,92 +90,92 @@ def _encode_texts(model: CLIPModel, texts: Sequence[str], device: torch.device, 
     if not chunks:
         return torch.zeros((0, model.embed_dim), device=device)
     out = torch.empty((len(texts), model.embed_dim), device=device)
-    out[torch.tensor(order, device=device)] = torch.cat(chunks)
+    out[torch.tensor(order, device=out.device)] = torch.cat(chunks)
     return out
 
 
 class ClipIndex:
-    """A loaded model plus its candidate embeddings; :meth:`search` is safe to call from one thread at a time
+    """A loaded model, its grounding and its evidence; :meth:`search` is safe to call from one thread at a time
     (the micro-batcher's worker)."""
 
-    def __init__(self, model: CLIPModel, *, device: str, image_size: int, phenotype_ids: Sequence[str],
-                 phenotype_embeddings: Tensor, evidence_ids: Sequence[str], evidence_embeddings: Tensor,
+    def __init__(self, model: CLIPModel, grounding: Grounding, *, device: str, image_size: int,
+                 evidence_ids: Sequence[str], evidence_embeddings: Tensor, evidence_labels: np.ndarray,
                  info: dict[str, Any] | None = None) -> None:
         self.model = model.eval()
         self.device = device
         self.image_size = int(image_size)
-        self.phenotype_ids = list(phenotype_ids)
-        self.phenotype_embeddings = phenotype_embeddings.to(device)
+        self.grounding = grounding.to(device)
         self.evidence_ids = list(evidence_ids)
         self.evidence_embeddings = evidence_embeddings.to(device)
+        self.evidence_labels = torch.from_numpy(evidence_labels).to(device)
         self.info = dict(info or {})
         self.channels = int(model.image_encoder.mean.shape[1])
-        self.logit_scale = float(model.scale().detach())
+        self.domain = DomainEncoder(self.image_size, device) if grounding.domain_reference is not None else None
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self.grounding.vocabulary
+
+    @property
+    def calibrated(self) -> bool:
+        return self.grounding.params.calibrated
 
     # ------------------------------------------------------------------------------------------ building
     @classmethod
-    def load(cls, path: str | Path, phenotypes: Sequence[tuple[str, str]], evidence: Sequence[tuple[str, str]],
-             *, device: str | None = None, study: str = "chest radiograph", batch_size: int = 256,
-             text_cache: Path | None = None, info: dict[str, Any] | None = None,
-             progress: Callable[[str], None] | None = None) -> ClipIndex:
-        """Load the model at ``path`` onto ``device`` (default :func:`serving_device`) and embed the candidates:
-        ``phenotypes`` as ``(id, name)`` pairs, ``evidence`` as ``(id, image file)`` pairs (files that cannot be
-        read are skipped). ``text_cache``: an ``.npz`` file that holds (or will hold) the phenotype embeddings
-        for exactly these texts and this model."""
+    def load(cls, path: str | Path, evidence: Sequence[EvidenceInput], ancestors_of: Callable[[str], Iterable[str]],
+             names: Callable[[str], str], *, device: str | None = None, study: str = "chest radiograph",
+             info: dict[str, Any] | None = None) -> ClipIndex:
+        """Load the model at ``path`` onto ``device`` (default :func:`serving_device`) with its grounding and
+        ``evidence`` (files that cannot be read are skipped). ``ancestors_of(t)``: t's proper ancestors, to
+        close the evidence's links over the hierarchy; ``names(t)``: a term's name (ungrounded models only)."""
         dev = device or serving_device()
         model = load_clip_model(path, dev)
-        image_size = model_image_size(path)
-        note = progress or (lambda _m: None)
-        ids = [p for p, _ in phenotypes]
-        texts = [phenotype_prompt(name, study) for _, name in phenotypes]
-        note(f"embedding {len(texts)} phenotype names")
-        text_emb = cls._cached_texts(model, texts, torch.device(dev), batch_size, text_cache)
-        index = cls(model, device=dev, image_size=image_size, phenotype_ids=ids, phenotype_embeddings=text_emb,
-                    evidence_ids=[], evidence_embeddings=torch.zeros((0, model.embed_dim)), info=info)
-        note(f"embedding {len(evidence)} evidence images")
-        ev_ids, ev_emb = index._embed_files(evidence, batch_size=min(batch_size, 64))
-        index.evidence_ids, index.evidence_embeddings = ev_ids, ev_emb
+        run_dir = run_dir_of(path)
+        stored: dict[str, Tensor] = {}
+        if Grounding.exists(run_dir):
+            grounding, stored = Grounding.load(run_dir)
+        else:
+            grounding = _ungrounded(model, evidence, ancestors_of, names, study, dev)
+        index = cls(model, grounding, device=dev, image_size=model_image_size(path), evidence_ids=[],
+                    evidence_embeddings=torch.zeros((0, model.embed_dim)), evidence_labels=np.zeros((0, 0), np.int8),
+                    info=info)
+        ids, emb, kept = index._evidence_embeddings(evidence, stored)
+        labels = label_matrix(grounding.vocabulary, [e.shows for e in kept], [e.rules_out for e in kept],
+                              ancestors_of, [(e.finding_typical, e.finding_excluded) for e in kept])
+        index.evidence_ids, index.evidence_embeddings = ids, emb.to(dev)
+        index.evidence_labels = torch.from_numpy(labels).to(dev)
+        index.info.setdefault("evidence_embedded_at_load", len(ids) - sum(1 for e in kept if e.sha256 in stored))
+        if not index.calibrated:  # text statistics over the evidence, as fitting would take them over training
+            _fill_text_statistics(index.grounding, index.evidence_embeddings, index.evidence_labels)
         return index
 
-    @staticmethod
-    def _cached_texts(model: CLIPModel, texts: Sequence[str], device: torch.device, batch_size: int,
-                      cache: Path | None) -> Tensor:
-        digest = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
-        if cache is not None and cache.is_file():
-            try:
-                with np.load(cache, allow_pickle=False) as data:
-                    if str(data["digest"]) == digest:
-                        return torch.from_numpy(np.asarray(data["embeddings"], dtype=np.float32)).to(device)
-            except (OSError, ValueError, KeyError):
-                pass  # unreadable cache: recompute and overwrite it
-        emb = _encode_texts(model, texts, device, batch_size)
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.name}.tmp.npz")
-            np.savez(tmp, digest=np.asarray(digest), embeddings=emb.cpu().numpy())
-            tmp.replace(cache)
-        return emb
-
-    def _embed_files(self, files: Sequence[tuple[str, str]], *, batch_size: int) -> tuple[list[str], Tensor]:
+    def _evidence_embeddings(self, evidence: Sequence[EvidenceInput], stored: dict[str, Tensor]
+                             ) -> tuple[list[str], Tensor, list[EvidenceInput]]:
         from PIL import Image, UnidentifiedImageError
 
         ids: list[str] = []
-        chunks: list[Tensor] = []
-        pending: list[Tensor] = []
-        for ident, path in files:
-            try:
-                with Image.open(path) as img:
-                    pending.append(self.prepare(to_image_tensor(img, self.image_size)))
-            except (OSError, UnidentifiedImageError, ValueError):
-                continue
-            ids.append(ident)
-            if len(pending) == batch_size:
-                chunks.append(self.embed_images(torch.stack(pending)))
-                pending = []
-        if pending:
-            chunks.append(self.embed_images(torch.stack(pending)))
-        emb = torch.cat(chunks) if chunks else torch.zeros((0, self.model.embed_dim), device=self.device)
-        return ids, emb
+        kept: list[EvidenceInput] = []
+        rows: list[Tensor | None] = []
+        pending: list[tuple[int, Tensor]] = []
+        for item in evidence:
+            vector = stored.get(item.sha256) if item.sha256 else None
+            if vector is None:
+                try:
+                    with Image.open(item.path) as img:
+                        pending.append((len(rows), self.prepare(to_image_tensor(img, self.image_size))))
+                except (OSError, UnidentifiedImageError, ValueError):
+                    continue
+            ids.append(item.id)
+            kept.append(item)
+            rows.append(vector)
+        for start in range(0, len(pending), 64):
+            chunk = pending[start:start + 64]
+            emb = self.embed_images(torch.stack([t for _, t in chunk])).cpu()
+            for (row, _), vector in zip(chunk, emb, strict=True):
+                rows[row] = vector
+        dim = self.model.embed_dim
+        matrix = torch.stack([r for r in rows if r is not None]) if rows else torch.zeros((0, dim))
+        return ids, matrix, kept
 
     # ------------------------------------------------------------------------------------------- queries
     def prepare(self, image: Tensor) -> Tensor:
@@ -183,8 +184,6 @@ class ClipIndex:
         if image.ndim != 3:
             raise ValueError(f"expected a [C, H, W] image, got shape {tuple(image.shape)}")
         if image.shape[-2:] != (self.image_size, self.image_size):
-            from models.train.clip_data import resize_images
-
             image = resize_images(image.unsqueeze(0), self.image_size).squeeze(0)
         if image.shape[0] == 1 and self.channels != 1:
             image = image.expand(self.channels, -1, -1)
@@ -198,26 +197,65 @@ class ClipIndex:
         return self.model.encode_image(images.to(self.device, non_blocking=True)).float()
 
     @torch.no_grad()
-    def search(self, images: Sequence[Tensor], *, k: int, evidence: int) -> list[ImageResult]:
-        """Per image (each from :meth:`prepare`): the top ``k`` phenotypes and the ``evidence`` nearest
-        evidence images, best first."""
+    def search(self, images: Sequence[Tensor], *, evidence: int) -> list[ImageResult]:
+        """Per image (each from :meth:`prepare`): the grounded answer and the ``evidence`` nearest evidence
+        images, best first."""
         if not images:
             return []
-        emb = self.embed_images(torch.stack(list(images)))
-        out_p = self._top(emb, self.phenotype_embeddings, self.phenotype_ids, k, probabilities=True)
-        out_e = self._top(emb, self.evidence_embeddings, self.evidence_ids, evidence, probabilities=False)
-        return [ImageResult(p, e) for p, e in zip(out_p, out_e, strict=True)]
+        batch = torch.stack(list(images))
+        emb = self.embed_images(batch)
+        domain = None
+        if self.domain is not None and self.grounding.domain_reference is not None:
+            domain = DomainEncoder.nearest(self.domain.features(batch), self.grounding.domain_reference)
+        answers = self.grounding.answer(emb, self.evidence_embeddings, self.evidence_labels, domain)
+        n = min(int(evidence), len(self.evidence_ids))
+        nearest: list[list[Hit]] = [[] for _ in images]
+        if n > 0:
+            top = (emb @ self.evidence_embeddings.T).topk(n, dim=1)
+            for row, (values, idx) in enumerate(zip(top.values.cpu().tolist(), top.indices.cpu().tolist(),
+                                                    strict=True)):
+                nearest[row] = [Hit(self.evidence_ids[j], round(float(v), 6)) for v, j in zip(values, idx,
+                                                                                               strict=True)]
+        return [ImageResult(a, e, emb[i]) for i, (a, e) in enumerate(zip(answers, nearest, strict=True))]
 
-    def _top(self, queries: Tensor, keys: Tensor, ids: Sequence[str], k: int, *,
-             probabilities: bool) -> list[list[Hit]]:
-        n = min(int(k), len(ids))
-        if n <= 0:
-            return [[] for _ in range(len(queries))]
-        sims = queries @ keys.T
-        probs = torch.softmax(sims * self.logit_scale, dim=1) if probabilities else None
-        top = sims.topk(n, dim=1)
-        values, indices = top.values.cpu().tolist(), top.indices.cpu().tolist()
-        picked = probs.gather(1, top.indices).cpu().tolist() if probs is not None else None
-        return [[Hit(ids[j], round(float(v), 6), round(float(picked[row][c]), 6) if picked else 0.0)
-                 for c, (v, j) in enumerate(zip(values[row], indices[row], strict=True))]
-                for row in range(len(queries))]
+    def labels_of(self, evidence_index: int) -> np.ndarray:
+        """The vocabulary labels (1 / −1 / 0) of one evidence image."""
+        return self.evidence_labels[evidence_index].cpu().numpy()
+
+    def text_embeddings(self, texts: Sequence[str], cache: Path | None = None) -> Tensor:
+        """Unit embeddings of ``texts`` (e.g. every phenotype's prompt for ``scope=all``), cached in ``cache``
+        (an ``.npz`` keyed by the exact texts)."""
+        digest = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
+        if cache is not None and cache.is_file():
+            try:
+                with np.load(cache, allow_pickle=False) as data:
+                    if str(data["digest"]) == digest:
+                        return torch.from_numpy(np.asarray(data["embeddings"], dtype=np.float32)).to(self.device)
+            except (OSError, ValueError, KeyError):
+                pass  # unreadable cache: recompute and overwrite it
+        emb = encode_texts(self.model, texts, self.device)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.tmp.npz")
+            np.savez(tmp, digest=np.asarray(digest), embeddings=emb.cpu().numpy())
+            tmp.replace(cache)
+        return emb
+
+
+def _ungrounded(model: CLIPModel, evidence: Sequence[EvidenceInput], ancestors_of: Callable[[str], Iterable[str]],
+                names: Callable[[str], str], study: str, device: str) -> Grounding:
+    direct = sorted({t for e in evidence for t in (*e.shows, *e.rules_out)})
+    vocabulary = Vocabulary(direct, [names(t) for t in direct], {t: sorted(ancestors_of(t)) for t in direct})
+    text = encode_texts(model, [phenotype_prompt(n, study) for n in vocabulary.names], device).cpu()
+    absence = encode_texts(model, [absence_prompt(n, study) for n in vocabulary.names], device).cpu()
+    zeros = torch.zeros(len(direct))
+    return Grounding(vocabulary, GroundingParams(), text, absence, zeros, torch.ones(len(direct)), zeros + 0.5)
+
+
+def _fill_text_statistics(grounding: Grounding, evidence: Tensor, labels: Tensor) -> None:
+    if evidence.shape[0] < 2 or grounding.text_embeddings.shape[0] == 0:
+        return
+    contrast = grounding.contrast(evidence)
+    grounding.text_mean, grounding.text_std = contrast.mean(0), contrast.std(0).clamp_min(1e-3)
+    labelled = (labels != 0).float()
+    grounding.prior = (((labels > 0).float().sum(0) + 0.5) / (labelled.sum(0) + 1.0)).clamp(0.02, 0.98)

@@ -73,7 +73,7 @@ def load_clip_data(graph: Graph, source: str | None, split: str | None, blob_roo
     """Evidence of ``source`` / ``split`` with its findings' disease sets and phenotype names (image paths in
     ``blob_root``, default the blob store of ``PHENOKG_HOME``)."""
     from kg.ingest.build import build_meta
-    from kg.repo.training_views import disease_sets, evidence_items, phenotype_names
+    from kg.repo.training_views import disease_sets, domain_ancestors, evidence_items, phenotype_names
     from models.train.clip_run import ClipData
     from models.views import to_disease_sets
 
@@ -83,10 +83,14 @@ def load_clip_data(graph: Graph, source: str | None, split: str | None, blob_roo
         raise ValidationError(f"no evidence for source={source!r} split={split!r}: import it first "
                               "(`phenokg evidence import-npz` or `phenokg evidence import`)")
     findings = sorted({str(v["extra"]["finding"]) for v in views if (v.get("extra") or {}).get("finding")})
-    diseases = {d.id: d for d in to_disease_sets(disease_sets(graph, ids=findings))} if findings else {}
+    found = disease_sets(graph, ids=findings) if findings else []
+    diseases = {d.id: d for d in to_disease_sets(found)}
     linked = {p for v in views for key in ("shows", "rules_out") for p in v.get(key) or ()}
+    linked |= {p for d in diseases.values() for p, _ in (*d.typical, *d.excluded)}
+    ancestors, _ = domain_ancestors(graph, linked)
     info = {"source": source, "split": split, "graph_stamp": (build_meta(graph) or {}).get("stamp")}
-    return ClipData(views, diseases, phenotype_names(graph, linked), info)
+    return ClipData(views, diseases, phenotype_names(graph, linked), info, ancestors,
+                    {d["id"]: d["source"] for d in found})
 
 
 def _model_image_size(run_dir: Path) -> int | None:
@@ -109,7 +113,9 @@ def import_npz(
     license: Annotated[str, typer.Option(help="License of the images, e.g. 'CC BY 4.0'.")],
     dataset: Annotated[str | None, typer.Option(help="Source name of the evidence (default: file stem).")
                        ] = None,
-    splits: Annotated[str, typer.Option(help="Comma-separated splits to import.")] = "train,val,test",
+    splits: Annotated[str, typer.Option(help="Comma-separated splits to import (the test split stays out of the "
+                                            "graph by default: held-out images must never be evidence).")
+                      ] = "train,val",
     granularity: Annotated[str, typer.Option(help="Stored caption: coarse | medium | fine.")] = "fine",
     seed: Annotated[int, typer.Option(help="Seed of the caption templates and items.")] = 0,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many images per split.")] = None,
@@ -153,8 +159,9 @@ def train_clip_command(
     split: Annotated[str | None, typer.Option(help="Split to train on ('all': every item).")] = "train",
     captions: Annotated[str, typer.Option(help="stored | coarse | medium | fine | mixed (re-captioned from "
                                                "each item's finding sets every epoch).")] = "stored",
-    eval_split: Annotated[str | None, typer.Option(help="Split to evaluate on afterwards ('none': skip).")
-                          ] = "test",
+    eval_split: Annotated[str | None, typer.Option(
+        help="Validation split: evaluated on, and the grounding (calibration, domain threshold) is fitted on it "
+             "('none': skip both).")] = "val",
     text_model: Annotated[str, typer.Option(help=TEXT_MODEL_HELP)] = "active",
     image_checkpoint: Annotated[Path | None, typer.Option(
         help="Image tower weights: a timm checkpoint / safetensors file or a saved image encoder "
@@ -276,13 +283,8 @@ def evaluate_command(
     """Evaluate an image–text model on a dataset split: zero-shot, retrieval and phenotype retrieval."""
     from kg.errors import NotFoundError
     from kg.repo.registry import get_model, update_metrics
-    from models.train.clip_run import (
-        clip_model_dir,
-        evaluate_model,
-        evaluation_record,
-        load_clip_model,
-        untrained_model,
-    )
+    from models.clip_files import clip_model_dir, load_clip_model
+    from models.train.clip_run import evaluate_model, evaluation_record, untrained_model
     from models.train.clip_train import ClipTrainConfig
 
     ks = parse_ks(k)

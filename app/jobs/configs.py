@@ -60,7 +60,8 @@ class ClipOptions(_Options):
 
     source: str = Field(min_length=1, description="Evidence source (dataset) to train on")
     split: str | None = Field(default="train", description="Split to train on (null or 'all': every item)")
-    eval_split: str | None = Field(default="test", description="Split to evaluate on (null or 'none': skip)")
+    eval_split: str | None = Field(default="val", description="Validation split: evaluated on, and retrieval's "
+                                   "grounding is calibrated on it (null or 'none': skip both)")
     captions: Literal["stored", "coarse", "medium", "fine", "mixed"] = "stored"
     text_model: str = Field(default="active", description="'active', 'packaged', a model id or a directory")
     k: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 5, 10], min_length=1)

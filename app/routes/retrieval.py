@@ -15,10 +15,11 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.deps import GraphDep, SettingsDep
+from app.deps import GraphDep, ServicesDep, SettingsDep
 from app.problems import ProblemError
 from app.retrieval import RetrievalService
-from app.schemas_retrieval import DiseaseHitOut, EvidenceHit, ModelRef, PhenotypeHit, RetrievalResponse
+from app.retrieval_answer import AnswerRequest, build_answer
+from app.schemas_retrieval import RetrievalResponse, Scope
 from kg.ingest.blobs import BlobStore
 from kg.store import queries as Q
 
@@ -86,39 +87,37 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[bytes, str | N
                         422: {"description": "Declared content type lies about the format; truncated or corrupt "
                                              "image; more pixels than PHENOKG_RETRIEVAL_MAX_PIXELS; no field "
                                              "'file', or another field beside it", **_PROBLEM},
-                        503: {"description": "No image–text model is active (nor PHENOKG_CLIP_MODEL set)",
-                              **_PROBLEM}})
+                        503: {"description": "No image–text model is active (nor PHENOKG_CLIP_MODEL set); or "
+                                             "scope=all while the ontology's prompts are being embedded (with "
+                                             "Retry-After)", **_PROBLEM}})
 async def retrieve_image(
     request: Request,
     settings: SettingsDep,
+    services: ServicesDep,
     k: Annotated[int, Query(ge=1, le=100, description="Phenotypes to return")] = 10,
-    diseases: Annotated[int, Query(ge=0, le=100, description="Diseases to return")] = 10,
+    findings: Annotated[int, Query(ge=0, le=100, description="Findings / diseases to return")] = 5,
     evidence: Annotated[int, Query(ge=0, le=100, description="Nearest evidence images to return")] = 6,
+    scope: Annotated[Scope, Query(description="model: the phenotypes the model learned (default); all: every "
+                                              "phenotypic abnormality by similarity alone, an extrapolation")
+                     ] = "model",
+    sources: Annotated[str | None, Query(
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*(,[A-Za-z][A-Za-z0-9_]*)*$",
+        description="Disease sources to rank findings from, comma-separated (default: the model's, e.g. "
+                    "CXR_PACK; naming sources ranks all their diseases)")] = None,
 ) -> Response:
-    """The image goes through the active image–text model's image tower (batched with concurrent requests)
-    and is compared with every live phenotype's text embedding and every evidence image's embedding.
-    Diseases are those whose typical sets the top phenotypes support (a phenotype or one of its ancestors in
-    the set) or whose excluded sets they contradict; the score adds the supporting phenotypes' weights
-    (softmax probabilities renormalised over the top ``k``) and subtracts the contradicting ones'."""
+    """The image goes through the active image–text model's image tower (batched with concurrent requests).
+    Each phenotype of the model's vocabulary gets a calibrated probability from label transfer (the nearest
+    evidence images' ``SHOWS`` / ``RULES_OUT`` links) combined with the image–text similarity; the answer names
+    the evidence behind each phenotype and what the neighbours rule out. Present and ruled-out phenotypes are
+    ranked into findings by the likelihood ranker. An image far from all evidence is ``in_domain: false``."""
     started = time.perf_counter()
     service = _service(request)
     data, declared = await _read_upload(request, settings.retrieval_max_bytes)
-    query = await run_in_threadpool(service.prepare, data, declared, k=k, evidence=evidence)
+    query = await run_in_threadpool(service.prepare, data, declared, evidence=evidence)
     result = await asyncio.wrap_future(service.submit(query))
-    state = query.state
-    names = service.cache.get().view.names
-    body = RetrievalResponse(
-        model=ModelRef(**state.model.to_dict()),
-        device=str(state.index.device),
-        elapsed_ms=0.0,
-        phenotypes=[PhenotypeHit(id=h.id, name=names.get(h.id, ""), score=h.score) for h in result.phenotypes[:k]],
-        diseases=[DiseaseHitOut(id=d.id, name=d.name, source=d.source, score=d.score, supported_by=d.supported_by,
-                                contradicted_by=d.contradicted_by)
-                  for d in service.diseases(result.phenotypes[:k], diseases)],
-        evidence=[EvidenceHit(id=h.id, caption=state.evidence.get(h.id, ("", []))[0], score=h.score,
-                              image_url=f"/evidence/{h.id}/image", phenotypes=state.evidence.get(h.id, ("", []))[1])
-                  for h in result.evidence[:evidence]],
-    )
+    wanted = AnswerRequest(k=k, findings=findings, evidence=evidence, scope=scope,
+                           sources=sources.split(",") if sources else None)
+    body = await run_in_threadpool(build_answer, service, services, query.state, result, wanted)
     body.elapsed_ms = round((time.perf_counter() - started) * 1000.0, 2)
     return Response(body.model_dump_json(), media_type="application/json")
 

@@ -146,7 +146,8 @@ def annotation_props(data: SourceData, relation: str) -> dict[tuple[str, str], d
         for x in links:
             if x["relation"] == relation:
                 out[(x["disease"], x["phenotype"])] = clean({
-                    "aspect": "P", "source_rows": 1, "evidence": [x["evidence"]], "rationale": x["rationale"]})
+                    "aspect": "P", "source_rows": 1, "evidence": [x["evidence"]], "rationale": x["rationale"],
+                    "frequency": x["frequency"]})
     return out
 
 

@@ -252,7 +252,7 @@ class LinkRow(TypedDict):
     relation: Literal["HAS_PHENOTYPE", "EXCLUDES"]
     rationale: str
     evidence: str
-    frequency: float | None  # DEFINING_FREQUENCY for a defining term; None (not stated) otherwise
+    frequency: float | None  # DEFINING_FREQUENCY / number of defining ids for a defining term; None otherwise
 
 
 class PackRows(NamedTuple):
@@ -275,8 +275,9 @@ def finding_rows(pack: XrayPack) -> Iterator[FindingRow]:
 
 def link_rows(pack: XrayPack) -> Iterator[LinkRow]:
     """One row per link, finding by finding in pack order: its defining ids (``HAS_PHENOTYPE``, frequency
-    :data:`DEFINING_FREQUENCY`, rationale :data:`DEFINING_RATIONALE`), then its typical (``HAS_PHENOTYPE``, no
-    stated frequency) and excluded (``EXCLUDES``) phenotypes."""
+    :data:`DEFINING_FREQUENCY` when it has one, split evenly between alternatives such as a lung lesion's
+    nodule or mass; rationale :data:`DEFINING_RATIONALE`), then its typical (``HAS_PHENOTYPE``, no stated
+    frequency) and excluded (``EXCLUDES``) phenotypes."""
     for f in pack.findings:
         for hpo_id in f.hpo:
             yield LinkRow(
@@ -285,7 +286,7 @@ def link_rows(pack: XrayPack) -> Iterator[LinkRow]:
                 relation="HAS_PHENOTYPE",
                 rationale=DEFINING_RATIONALE,
                 evidence="curated",
-                frequency=DEFINING_FREQUENCY,
+                frequency=DEFINING_FREQUENCY / len(f.hpo),
             )
         for p in f.typical:
             yield LinkRow(

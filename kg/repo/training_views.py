@@ -36,6 +36,7 @@ __all__ = [
     "EvidenceView",
     "PhenotypeView",
     "disease_sets",
+    "domain_ancestors",
     "evidence_items",
     "id_redirects",
     "phenotype_attributes",
@@ -240,3 +241,22 @@ def phenotype_names(graph: Graph, ids: Iterable[str]) -> dict[str, str]:
     """Names of the given phenotype ids (ids the graph lacks are left out)."""
     wanted = sorted(set(ids))
     return {str(i): str(n) for i, n in _rows(graph, Q.TRAINING_TERM_NAMES, ids=wanted)} if wanted else {}
+
+
+def domain_ancestors(graph: Graph, ids: Iterable[str]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Each phenotype's proper ancestors inside its domain, i.e. below the organ-system terms that are children
+    of *Phenotypic abnormality* (those, the root and *Phenotypic abnormality* itself are left out), sorted; and
+    the ancestors' names."""
+    wanted = sorted(set(ids))
+    out: dict[str, list[str]] = {i: [] for i in wanted}
+    names: dict[str, str] = {}
+    if not wanted:
+        return out, names
+    for pid, aid, aname, organ_system in _rows(graph, Q.TRAINING_TERM_ANCESTORS, ids=wanted,
+                                               top=PHENOTYPIC_ABNORMALITY):
+        if organ_system or str(aid) in (PHENOTYPIC_ABNORMALITY, "HP:0000001"):
+            continue
+        out[str(pid)].append(str(aid))
+        names[str(aid)] = str(aname or aid)
+    return {k: sorted(set(v)) for k, v in out.items()}, names
+

@@ -243,6 +243,12 @@ UNWIND $ids AS id
 MATCH (p:Phenotype {id: id})
 RETURN collect([p.id, p.name]) AS rows
 """
+TRAINING_TERM_ANCESTORS: Final[LiteralString] = """
+UNWIND $ids AS id
+MATCH (p:Phenotype {id: id})-[:IS_A*1..]->(a:Phenotype)
+WITH DISTINCT id, a
+RETURN collect([id, a.id, a.name, EXISTS { MATCH (a)-[:IS_A]->(:Phenotype {id: $top}) }]) AS rows
+"""
 TRAINING_EVIDENCE_SHOWS: Final[LiteralString] = """
 MATCH (e:Evidence)-[s:SHOWS]->(p:Phenotype)
 RETURN collect([e.id, p.id, s.uncertain]) AS rows

@@ -26,6 +26,7 @@ from torch import Tensor
 from kg.errors import ValidationError
 from models.captions import Granularity, prompt_ensemble
 from models.encoders import CLIPModel, ImageEncoder
+from models.prompts import phenotype_prompt
 from models.train.clip_data import EvidenceDataset
 from models.types import DiseaseSets
 
@@ -33,7 +34,6 @@ __all__ = [
     "GRANULARITIES",
     "evaluate_clip",
     "linear_probe",
-    "phenotype_prompt",
     "recall_at_k",
     "retrieval_recall",
     "zero_shot_accuracy",
@@ -119,11 +119,6 @@ def retrieval_recall(model: CLIPModel, images: Tensor, texts: Sequence[str], k: 
         model.train(was_training)
     eye = torch.eye(len(texts), dtype=torch.bool)
     return {**_named("I2T", recall_at_k(sims, eye, k)), **_named("T2I", recall_at_k(sims.T, eye, k))}
-
-
-def phenotype_prompt(name: str, study: str = "chest radiograph") -> str:
-    """The text a phenotype is retrieved by."""
-    return f"{study[:1].upper()}{study[1:]} showing {name[:1].lower()}{name[1:]}."
 
 
 def _named(prefix: str, recalls: Mapping[int, float]) -> dict[str, float]:

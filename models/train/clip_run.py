@@ -24,7 +24,8 @@ from typing import Any, Final
 import torch
 
 from kg.errors import ValidationError
-from models.encoders import CLIP_CONFIG, CLIPModel
+from models.clip_files import MODEL_DIR, load_clip_model
+from models.encoders import CLIPModel
 from models.registry import (
     RunResult,
     code_version,
@@ -36,17 +37,15 @@ from models.registry import (
 )
 from models.train.clip_data import CaptionSource, EvidenceDataset
 from models.train.clip_eval import evaluate_clip, linear_probe
-from models.train.clip_train import MODEL_DIR, ClipTrainConfig, build_clip_model, dist_info, train_clip
+from models.train.clip_train import ClipTrainConfig, build_clip_model, dist_info, train_clip
 from models.types import DiseaseSets
 
 __all__ = [
     "KIND",
     "ClipData",
     "ClipRunResult",
-    "clip_model_dir",
     "evaluate_model",
     "evaluation_record",
-    "load_clip_model",
     "run_clip_training",
     "untrained_model",
 ]
@@ -65,6 +64,10 @@ class ClipData:
     """Every phenotype the items show or rule out → its name (the phenotype-retrieval candidates)."""
     info: dict[str, Any] = field(default_factory=dict)
     """Provenance: source, split, graph build stamp …"""
+    ancestors: dict[str, list[str]] = field(default_factory=dict)
+    """Every phenotype the items link or the findings' sets hold → its in-domain ancestors (the vocabulary)."""
+    finding_sources: dict[str, str] = field(default_factory=dict)
+    """Finding / disease id → its source (``CXR_PACK``, ``OMIM`` …)."""
 
     def classes(self) -> dict[int, DiseaseSets]:
         """Label → finding sets, from the items' ``extra`` (label and finding); one finding per label."""
@@ -102,22 +105,6 @@ class ClipData:
 
 
 ClipRunResult = RunResult
-
-
-def clip_model_dir(path: str | Path) -> Path:
-    """The CLIPModel directory of a run directory (``<dir>/model``), or ``path`` when it is one."""
-    root = Path(path).expanduser()
-    if (root / CLIP_CONFIG).is_file():
-        return root
-    if (root / MODEL_DIR / CLIP_CONFIG).is_file():
-        return root / MODEL_DIR
-    raise FileNotFoundError(f"{root}: not a phenokg CLIP model directory (no {CLIP_CONFIG} in it or in "
-                            f"{MODEL_DIR}/)")
-
-
-def load_clip_model(path: str | Path, device: str | None = None) -> CLIPModel:
-    """Load a trained model (run directory or model directory) onto ``device``."""
-    return CLIPModel.load(clip_model_dir(path)).to(pick_device(device)).eval()
 
 
 def untrained_model(config: ClipTrainConfig, device: str | None = None) -> CLIPModel:
@@ -205,6 +192,7 @@ def run_clip_training(
         metrics["eval"] = evaluate_model(model, eval_data, config.image_size, ks=ks)
         metrics["eval_data"] = {**eval_data.info, "items": len(eval_data.views), "data_hash": eval_data.hash()}
         metrics["headline"] = headline(metrics["eval"])
+        metrics["grounding"] = fit_and_save_grounding(model, train, eval_data, config.image_size, out, dev)
     run_config: dict[str, Any] = {
         "kind": KIND, "model_id": model_id, "created_at": created, "train": config.to_dict(), "captions": captions,
         "data_hash": dhash, "seed": config.seed, "code_version": version, "device": dev, "torch": torch.__version__,
@@ -228,3 +216,24 @@ def headline(ev: Mapping[str, Any]) -> dict[str, float]:
     if "linear_probe" in ev:
         out["linear_probe"] = float(ev["linear_probe"]["accuracy"])
     return out
+
+
+def fit_and_save_grounding(model: CLIPModel, train: ClipData, val: ClipData, image_size: int, out: Path,
+                           device: str) -> dict[str, Any]:
+    """Fit the grounding on ``train`` / ``val`` (:mod:`models.train.grounding_fit`) and write it into ``out``;
+    a split that cannot calibrate (no images, one class) is reported in the summary, not raised."""
+    from models.train.grounding_fit import fit_grounding
+
+    started = time.perf_counter()
+    try:
+        grounding, embeddings, hashes, fit = fit_grounding(model, train, val, image_size, device=device)
+    except ValidationError as exc:
+        return {"fitted": False, "reason": str(exc)}
+    grounding.save(out, evidence_sha256=hashes, evidence_embeddings=embeddings,
+                   extra={"fitted_on": {"train": train.info, "val": val.info}})
+    p = grounding.params
+    return {"fitted": True, "vocabulary": len(grounding.vocabulary.ids), "k": p.k, "tau": p.tau,
+            "coef_share": round(p.coef_share, 4), "coef_text": round(p.coef_text, 4),
+            "intercept": round(p.intercept, 4), "domain_threshold": p.domain_threshold,
+            **{k: v for k, v in fit.items() if k != "grid"}, "seconds": round(time.perf_counter() - started, 2)}
+

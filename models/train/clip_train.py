@@ -42,10 +42,12 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm.auto import tqdm
 
 from kg.errors import ValidationError
+from models.clip_files import MODEL_DIR
 from models.encoders import CLIPModel, ImageEncoder, TextEncoder, freeze_text_layers
+from models.images import resize_images
 from models.losses import PhenoLIPLoss
 from models.registry import config_from_dict
-from models.train.clip_data import ClipBatch, ClipCollator, ClipSample, resize_images
+from models.train.clip_data import ClipBatch, ClipCollator, ClipSample
 from models.train.knowledge import lr_lambda
 from models.train.utils import skips_weight_decay
 from models.types import DiseaseSets
@@ -58,7 +60,6 @@ __all__ = [
     "train_clip",
 ]
 
-MODEL_DIR = "model"
 KDMode = Literal["contrastive", "relational", "both"]
 
 

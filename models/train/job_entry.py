@@ -50,7 +50,8 @@ def write_clip_data_file(path: str | Path, train: Any, eval_data: Any | None) ->
     """Write :class:`models.train.clip_run.ClipData` for training (and evaluation) as one gzipped JSON document."""
     def part(data: Any) -> dict[str, Any]:
         return {"views": data.views, "diseases": [asdict(d) for d in data.diseases.values()],
-                "phenotype_names": data.phenotype_names, "info": data.info}
+                "phenotype_names": data.phenotype_names, "info": data.info, "ancestors": data.ancestors,
+                "finding_sources": data.finding_sources}
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +74,9 @@ def read_clip_data_file(path: str | Path) -> tuple[Any, Any | None]:
 
     def part(d: Mapping[str, Any]) -> ClipData:
         diseases = {x.id: x for x in to_disease_sets(d.get("diseases") or [])}
-        return ClipData(list(d["views"]), diseases, dict(d.get("phenotype_names") or {}), dict(d.get("info") or {}))
+        return ClipData(list(d["views"]), diseases, dict(d.get("phenotype_names") or {}), dict(d.get("info") or {}),
+                        {k: list(v) for k, v in (d.get("ancestors") or {}).items()},
+                        dict(d.get("finding_sources") or {}))
 
     return part(doc["train"]), part(doc["eval"]) if doc.get("eval") else None
 

@@ -1,11 +1,14 @@
 """POST /retrieval/image and GET /evidence/{id}/image on the real app and the real embedded graph.
 
-The mini fixture HPO, five evidence images imported through :func:`kg.ingest.evidence.import_evidence`, and two
-tiny CLIP models (random 2-layer BERT, timm's test EfficientNet, 32 px) trained for two steps on them and
-registered. Covers: 503 before any model is active, upload errors through HTTP, the answer's shape and its
-consistency with the graph (an evidence image finds itself; disease support and contradiction follow the
-typical / excluded sets), thumbnails, a model swap under concurrent requests without a failed request, and
-the ``PHENOKG_CLIP_MODEL`` fallback.
+The mini fixture HPO, fourteen evidence images (train and val splits, two findings: Lung disease A shows
+pneumonia, Heart disease B shows cardiomegaly) imported through :func:`kg.ingest.evidence.import_evidence`, and two
+tiny CLIP models (random 2-layer BERT, timm's test EfficientNet, 32 px) trained for two steps on the train split,
+their grounding fitted on the val split, and registered. Covers: 503 before any model is active, upload errors
+through HTTP, the grounded answer and its consistency with the graph (an evidence image finds itself; its
+phenotypes are backed by the evidence that shows them; findings come from the ranker over the model's
+findings), scope=all (503 with Retry-After while the ontology is embedded, then an answer that labels its
+extrapolations), thumbnails, a model swap under concurrent requests without a failed request, and the
+``PHENOKG_CLIP_MODEL`` fallback for a model without grounding.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.commands.clip import load_clip_data
 from app.config import AppSettings
 from app.main import create_app
 from app.retrieval import NO_MODEL, RetrievalService
@@ -40,15 +44,23 @@ from tests.helpers import FIXTURES, assert_problem, clear_graph
 pytestmark = pytest.mark.integration
 
 MAX_BYTES = 100_000
-CAPTIONS = ["Chest radiograph shows pneumonia.", "Cardiomegaly.", "Pleural effusion. No pneumothorax.",
-            "Pneumothorax.", "Pneumonia and cardiomegaly."]
 PNEUMONIA, PNEUMOTHORAX, CARDIOMEGALY, EFFUSION = "HP:0002090", "HP:0002107", "HP:0001640", "HP:0002202"
+LUNG, HEART = "OMIM:100001", "ORPHA:200002"
+#: (caption, finding, split) of each evidence image; a lung image is bright on the left, a heart image on the right
+EVIDENCE = [*[("Chest radiograph shows pneumonia. No cardiomegaly.", LUNG, "train")] * 4,
+            *[("Cardiomegaly. No pneumothorax.", HEART, "train")] * 4,
+            *[("Pneumonia, no cardiomegaly.", LUNG, "val")] * 3,
+            *[("Cardiomegaly without pneumothorax.", HEART, "val")] * 3]
 
 
-def _image(i: int) -> bytes:
+def _image(i: int, finding: str | None = None) -> bytes:
     rng = np.random.default_rng(i)
-    arr = (rng.random((28, 28)) * 255).astype(np.uint8)
-    arr[: 4 * (i + 1)] //= 3  # every image distinct
+    arr = (rng.random((28, 28)) * 80).astype(np.uint8)
+    if finding == LUNG:
+        arr[:, :14] += 160
+    elif finding == HEART:
+        arr[:, 14:] += 160
+    arr[0, : i + 1] = 255  # every image distinct
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "PNG")
     return buf.getvalue()
@@ -62,40 +74,54 @@ def _settings(home: Path, graph_settings: GraphSettings, **extra: Any) -> AppSet
 
 
 def _train(graph: Graph, home: Path, tiny_bert_dir: Path, out: Path, seed: int) -> str:
-    views = [dict(v) for v in evidence_items(graph, blob_root=home / "blobs")]
+    train = load_clip_data(graph, "retrieval-test", "train", blob_root=home / "blobs")
+    val = load_clip_data(graph, "retrieval-test", "val", blob_root=home / "blobs")
     config = ClipTrainConfig.from_dict(dict(
         image_model="test_efficientnet", image_pretrained=False, text_model=str(tiny_bert_dir), embed_dim=16,
         image_size=32, batch_size=4, lr=1e-3, text_lr=1e-3, max_steps=2, max_length=32, w_kd=0.0, log_every=1,
         seed=seed))
-    result = run_clip_training(ClipData(views), config, out, device="cpu", progress=False)
+    result = run_clip_training(train, config, out, eval_data=val, device="cpu", progress=False)
+    assert result.metrics["grounding"]["fitted"], result.metrics["grounding"]
     register_model(graph, ModelVersion(id=result.model_id, kind="clip", path=str(out), config=result.config,
                                        seed=seed))
     return result.model_id
 
 
+def _ungrounded(graph: Graph, home: Path, tiny_bert_dir: Path, out: Path) -> Path:
+    views = [dict(v) for v in evidence_items(graph, blob_root=home / "blobs")]
+    config = ClipTrainConfig.from_dict(dict(
+        image_model="test_efficientnet", image_pretrained=False, text_model=str(tiny_bert_dir), embed_dim=16,
+        image_size=32, batch_size=4, lr=1e-3, text_lr=1e-3, max_steps=1, max_length=32, w_kd=0.0, seed=2))
+    run_clip_training(ClipData(views), config, out, device="cpu", progress=False)
+    return out
+
+
 @pytest.fixture(scope="module")
 def world(graph: Graph, graph_settings: GraphSettings, tiny_bert_dir: Path,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Mini graph + evidence + two registered (not yet active) tiny clip models."""
+    """Mini graph + evidence + two registered (not yet active) grounded tiny clip models + one without."""
     home = graph_settings.home
     clear_graph(graph)
     build(graph, obo=FIXTURES / "mini.obo", hpoa=FIXTURES / "mini.hpoa", include_pack=False, progress=False)
     data = tmp_path_factory.mktemp("retrieval-evidence")
     lines = []
-    for i, caption in enumerate(CAPTIONS):
-        (data / f"{i}.png").write_bytes(_image(i))
+    for i, (caption, finding, split) in enumerate(EVIDENCE):
+        (data / f"{i}.png").write_bytes(_image(i, finding))
         lines.append(json.dumps({"image": f"{i}.png", "caption": caption, "source": "retrieval-test",
-                                 "license": "CC0"}))
+                                 "license": "CC0", "dataset": "retrieval-test", "split": split, "index": i,
+                                 "label": int(finding == LUNG), "finding": finding}))
     (data / "evidence.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     report = import_evidence(graph, data / "evidence.jsonl", linker_from_graph(graph), BlobStore(home / "blobs"),
                              progress=False)
-    assert report.created == len(CAPTIONS) and not report.errors
-    items = {v["caption"]: v for v in evidence_items(graph)}
+    assert report.created == len(EVIDENCE) and not report.errors
+    by_index = {v["extra"]["index"]: v for v in evidence_items(graph)}
     models = tmp_path_factory.mktemp("retrieval-models")
     a = _train(graph, home, tiny_bert_dir, models / "a", seed=0)
     b = _train(graph, home, tiny_bert_dir, models / "b", seed=1)
-    yield {"home": home, "data": data, "evidence": [items[c]["id"] for c in CAPTIONS], "a": a, "b": b,
-           "b_dir": models / "b"}
+    plain = _ungrounded(graph, home, tiny_bert_dir, models / "plain")
+    yield {"home": home, "data": data, "evidence": [by_index[i]["id"] for i in range(len(EVIDENCE))],
+           "links": {by_index[i]["id"]: by_index[i] for i in range(len(EVIDENCE))}, "a": a, "b": b,
+           "plain_dir": plain}
     clear_graph(graph)
 
 
@@ -148,40 +174,74 @@ def test_retrieval_answer_evidence_images_and_model_swap(client: TestClient, gra
                                                          world: dict[str, Any]) -> None:
     activate_model(graph, world["a"])
     _service(client).refresh()  # what POST /models/{id}/activate does
-    first = post(client, _image(0), k=100, diseases=10, evidence=3)
+    lung_id = world["evidence"][0]
+    first = post(client, _image(0, LUNG), k=100, findings=10, evidence=3)
     assert first.status_code == 200, first.text
     body = first.json()
-    assert body["model"] == {"id": world["a"], "kind": "clip", "active": True}
-    assert body["device"] == "cpu" and body["elapsed_ms"] > 0
+    assert body["model"]["id"] == world["a"] and body["model"]["active"] and body["model"]["calibrated"]
+    assert body["device"] == "cpu" and body["elapsed_ms"] > 0 and body["scope"] == "model"
+    # the vocabulary: what the training evidence shows or rules out and the findings' sets (mini HPO + HPOA)
     phenotypes = body["phenotypes"]
     ids = [p["id"] for p in phenotypes]
-    assert len(ids) == len(set(ids)) >= 8 and "HP:0000118" not in ids and "HP:0000006" not in ids
-    assert all(p["id"].startswith("HP:") and p["name"] for p in phenotypes)
-    scores = [p["score"] for p in phenotypes]
-    assert scores == sorted(scores, reverse=True) and all(-1.0001 <= s <= 1.0001 for s in scores)
+    learned = {PNEUMONIA, CARDIOMEGALY, PNEUMOTHORAX, EFFUSION}
+    assert set(ids) == learned
+    assert body["model"]["vocabulary_size"] == len(ids) and all(p["in_vocabulary"] for p in phenotypes)
+    assert "HP:0000118" not in ids and "HP:0002086" not in ids  # no grouping terms answered
+    probabilities = [p["probability"] for p in phenotypes]
+    assert probabilities == sorted(probabilities, reverse=True) and all(0 <= x <= 1 for x in probabilities)
     # an evidence image retrieves itself first (same bytes, same preprocessing: cosine 1)
-    assert body["evidence"][0]["id"] == world["evidence"][0] and len(body["evidence"]) == 3
+    assert body["evidence"][0]["id"] == lung_id and len(body["evidence"]) == 3
     top = body["evidence"][0]
-    assert top["score"] == pytest.approx(1.0, abs=1e-4) and top["caption"] == CAPTIONS[0]
-    assert top["image_url"] == f"/evidence/{top['id']}/image" and top["phenotypes"] == [PNEUMONIA]
-    # with every phenotype in the top k, support and contradiction follow the mini fixture's sets
-    diseases = {d["id"]: d for d in body["diseases"]}
-    heart = diseases["ORPHA:200002"]
-    assert set(heart["contradicted_by"]) == {PNEUMOTHORAX, EFFUSION}  # NOT and 0 % rows: its excluded set
-    assert heart["supported_by"] == [CARDIOMEGALY]
-    lung = diseases["OMIM:100001"]
-    assert set(lung["supported_by"]) == {PNEUMONIA, EFFUSION} and lung["contradicted_by"] == [CARDIOMEGALY]
-    assert heart["name"] == "Heart disease B" and heart["source"] == "ORPHA"
-    assert all(set(d["supported_by"]) | set(d["contradicted_by"]) <= set(ids) for d in body["diseases"])
-    d_scores = [d["score"] for d in body["diseases"]]
-    assert d_scores == sorted(d_scores, reverse=True)
-    small = post(client, _image(0), k=3, diseases=1, evidence=0).json()
-    assert len(small["phenotypes"]) == 3 and len(small["diseases"]) <= 1 and small["evidence"] == []
-    assert [p["id"] for p in small["phenotypes"]] == ids[:3]  # same model, same image: same order
+    assert top["score"] == pytest.approx(1.0, abs=1e-4) and top["caption"] == EVIDENCE[0][0]
+    assert top["image_url"] == f"/evidence/{lung_id}/image" and top["phenotypes"] == [PNEUMONIA]
+    assert top["rules_out"] == [CARDIOMEGALY] and top["finding"] == LUNG
+    assert body["nearest_similarity"] == pytest.approx(1.0, abs=1e-3)
+    assert body["domain_threshold"] is not None and body["in_domain"] and body["warning"] is None
+    # every phenotype names the evidence behind it, consistent with the graph: an image's links, and where they
+    # are silent its finding's typical / excluded sets (mini HPOA: A shows pneumonia and effusion, by its alternative
+    # id, and excludes cardiomegaly; B shows cardiomegaly and excludes pneumothorax and effusion)
+    sets = {LUNG: ({PNEUMONIA, EFFUSION}, {CARDIOMEGALY}), HEART: ({CARDIOMEGALY}, {PNEUMOTHORAX, EFFUSION})}
+    links = world["links"]
+
+    def shows(e: str) -> set[str]:
+        return set(links[e]["shows"]) | (sets[links[e]["extra"]["finding"]][0] - set(links[e]["rules_out"]))
+
+    def rules_out(e: str) -> set[str]:
+        return set(links[e]["rules_out"]) | (sets[links[e]["extra"]["finding"]][1] - shows(e))
+
+    for p in phenotypes:
+        assert all(p["id"] in shows(e) for e in p["supporting_evidence"])
+        assert all(p["id"] in rules_out(e) for e in p["contradicting_evidence"])
+    pneumonia = next(p for p in phenotypes if p["id"] == PNEUMONIA)
+    assert lung_id in pneumonia["supporting_evidence"]
+    for r in body["ruled_out"]:
+        assert r["evidence"] and all(r["id"] in rules_out(e) for e in r["evidence"])
+        assert r["probability"] < 0.5 <= r["neighbour_share"]
+    # findings: the likelihood ranker over the model's own findings (the two diseases its data is labelled with)
+    findings = body["findings"]
+    assert findings and {f["id"] for f in findings} <= {LUNG, HEART}
+    assert [f["rank"] for f in findings] == list(range(1, len(findings) + 1))
+    assert sum(f["posterior"] for f in findings) == pytest.approx(1.0, abs=1e-3)
+    present = {p["id"] for p in phenotypes if p["probability"] >= 0.5}
+    absent = {r["id"] for r in body["ruled_out"]}
+    for f in findings:
+        assert set(f["supported_by"]) | set(f["contradicted_by"]) <= present
+        assert set(f["absent_consistent"]) | set(f["absent_conflicting"]) <= absent
+    if PNEUMONIA in present:  # Lung disease A shows it; Heart disease B's set is silent about it
+        assert findings[0]["id"] == LUNG and PNEUMONIA in findings[0]["supported_by"]
+    # other sources on request: every disease of them is a candidate
+    wider = post(client, _image(0, LUNG), findings=10, sources="OMIM,ORPHA,DECIPHER").json()
+    if wider["findings"]:
+        assert {f["source"] for f in wider["findings"]} <= {"OMIM", "ORPHA", "DECIPHER"}
+    small = post(client, _image(0, LUNG), k=2, findings=1, evidence=0).json()
+    assert len(small["phenotypes"]) == 2 and len(small["findings"]) <= 1 and small["evidence"] == []
+    assert [p["id"] for p in small["phenotypes"]] == ids[:2]  # same model, same image: same order
+    assert_problem(post(client, _image(0), scope="bogus"), 422)
+    assert_problem(post(client, _image(0), sources="OMIM;DROP"), 422)
 
     # evidence images: the stored bytes, a PNG thumbnail, 404 for an unknown id
     raw = client.get(top["image_url"])
-    assert raw.status_code == 200 and raw.headers["content-type"] == "image/png" and raw.content == _image(0)
+    assert raw.status_code == 200 and raw.headers["content-type"] == "image/png" and raw.content == _image(0, LUNG)
     thumb = client.get(top["image_url"], params={"size": 16})
     assert thumb.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(thumb.content)).size == (16, 16)
@@ -194,7 +254,7 @@ def test_retrieval_answer_evidence_images_and_model_swap(client: TestClient, gra
 
     def hammer(i: int) -> None:
         while not stop.is_set():
-            answers.append(post(client, _image(i % len(CAPTIONS)), k=5, evidence=1))
+            answers.append(post(client, _image(i, EVIDENCE[i][1]), k=5, evidence=1))
 
     threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
     for t in threads:
@@ -205,7 +265,7 @@ def test_retrieval_answer_evidence_images_and_model_swap(client: TestClient, gra
         _service(client).refresh()
         swapped = len(answers)
         _wait_for(lambda: len(answers) >= swapped + 8)  # and now model B
-        after = post(client, _image(0), k=100, diseases=10, evidence=3)
+        after = post(client, _image(0, LUNG), k=100, findings=10, evidence=3)
     finally:
         stop.set()
         for t in threads:
@@ -215,17 +275,44 @@ def test_retrieval_answer_evidence_images_and_model_swap(client: TestClient, gra
     assert served[0] == world["a"] and served[-1] == world["b"] and set(served) == {world["a"], world["b"]}
     body_b = after.json()
     assert body_b["model"]["id"] == world["b"]
-    assert body_b["evidence"][0]["id"] == world["evidence"][0]  # B embedded the evidence itself
-    assert {p["id"]: p["score"] for p in body_b["phenotypes"]} != {p["id"]: p["score"] for p in phenotypes}
+    assert body_b["evidence"][0]["id"] == lung_id  # B's job stored its own evidence embeddings
+    assert {p["id"]: p["similarity"] for p in body_b["phenotypes"]} != \
+        {p["id"]: p["similarity"] for p in phenotypes}
+
+
+def test_scope_all_is_an_extrapolation_embedded_in_the_background(client: TestClient, graph: Graph,
+                                                                  world: dict[str, Any]) -> None:
+    activate_model(graph, world["a"])
+    _service(client).refresh()
+    deadline = time.monotonic() + 120
+    while True:
+        answer = post(client, _image(0, LUNG), k=100, scope="all")
+        if answer.status_code == 200:
+            break
+        body = assert_problem(answer, 503)
+        assert "retry later" in body["detail"] and answer.headers["retry-after"] == "30"
+        assert time.monotonic() < deadline, "the ontology was never embedded"
+        time.sleep(0.2)
+    body = answer.json()
+    assert body["scope"] == "all" and "extrapolation" in body["warning"]
+    by_id = {p["id"]: p for p in body["phenotypes"]}
+    assert "HP:0001250" in by_id and by_id["HP:0001250"]["probability"] is None  # Seizure: never learned
+    assert not by_id["HP:0001250"]["in_vocabulary"] and by_id[PNEUMONIA]["in_vocabulary"]
+    assert by_id[PNEUMONIA]["probability"] is not None
+    sims = [p["similarity"] for p in body["phenotypes"]]
+    assert sims == sorted(sims, reverse=True)
 
 
 def test_clip_model_setting_serves_when_none_is_active(graph: Graph, graph_settings: GraphSettings,
                                                        world: dict[str, Any]) -> None:
     graph.write("MATCH (m:ModelVersion) SET m.active = false")
-    settings = _settings(world["home"], graph_settings, PHENOKG_CLIP_MODEL=str(world["b_dir"]))
+    settings = _settings(world["home"], graph_settings, PHENOKG_CLIP_MODEL=str(world["plain_dir"]))
     with TestClient(create_app(settings)) as other:
-        answer = post(other, _image(3), k=4, evidence=2)
+        answer = post(other, _image(3, LUNG), k=4, evidence=2)
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert body["model"] == {"id": "b", "kind": "clip", "active": False}
-    assert body["evidence"][0]["id"] == world["evidence"][3] and len(body["phenotypes"]) == 4
+    assert body["model"]["id"] == "plain" and not body["model"]["active"] and not body["model"]["calibrated"]
+    assert "no calibration" in body["warning"] and body["domain_threshold"] is None and body["in_domain"]
+    assert body["evidence"][0]["id"] == world["evidence"][3]
+    # without grounding files the vocabulary is what the graph's evidence links
+    assert {p["id"] for p in body["phenotypes"]} == {PNEUMONIA, CARDIOMEGALY, PNEUMOTHORAX}

@@ -14,13 +14,8 @@ import torch
 from PIL import Image
 
 from models.encoders import CLIPModel
-from models.train.clip_data import (
-    EvidenceDataset,
-    SetTheoryCaptionDataset,
-    collate_clip,
-    resize_images,
-    to_image_tensor,
-)
+from models.images import resize_images, to_image_tensor
+from models.train.clip_data import EvidenceDataset, SetTheoryCaptionDataset, collate_clip
 from models.train.clip_eval import retrieval_recall, zero_shot_accuracy
 from models.train.clip_train import ClipTrainConfig, default_loader_workers, train_clip
 from models.types import DiseaseSets

@@ -331,8 +331,11 @@ def test_rows_for_the_shipped_pack(pack: XrayPack) -> None:
     # the Pneumonia finding
     defining = {(r["disease"], r["phenotype"]): r for r in rows.links if r["rationale"] == DEFINING_RATIONALE}
     assert set(defining) == {(f.id, i) for f in pack.findings for i in f.hpo}
-    assert all(r["relation"] == "HAS_PHENOTYPE" and r["frequency"] == DEFINING_FREQUENCY == 1.0
+    count = {f.id: len(f.hpo) for f in pack.findings}
+    assert all(r["relation"] == "HAS_PHENOTYPE" and r["frequency"] == DEFINING_FREQUENCY / count[r["disease"]]
                for r in defining.values())
+    assert defining[("CXR:pneumonia", "HP:0002090")]["frequency"] == 1.0  # its one defining term is obligate
+    assert defining[("CXR:lung_lesion", "HP:0033608")]["frequency"] == 0.5  # a nodule or a mass
     assert ("CXR:pneumonia", "HP:0002090") in defining
     assert all(r["frequency"] is None for r in rows.links if r["rationale"] != DEFINING_RATIONALE)
     pairs = [(r["disease"], r["phenotype"]) for r in rows.links]
