@@ -166,10 +166,13 @@ class RetrievalService:
             self._reload_locked()
 
     def warm(self) -> None:
-        """Load the model now (start-up, first request), unless one is already served."""
+        """Load the model now (start-up, first request), unless one is already served. With none to serve, the
+        model stack is imported all the same, so that the first activation is a load, not seconds of imports."""
         with self._load_lock:
             if self._state is None:
                 self._reload_locked()
+            if self._state is None:
+                import models.serving  # noqa: F401  (torch, timm, transformers)
 
     def _reload_locked(self) -> None:
         self._checked = time.monotonic()

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from kg.errors import ValidationError
 
-__all__ = ["load_npz_split", "resize_images", "to_image_tensor"]
+__all__ = ["augment_images", "load_npz_split", "resize_images", "to_image_tensor"]
 
 
 def resize_images(images: Tensor, image_size: int) -> Tensor:
@@ -65,3 +65,29 @@ def load_npz_split(path: str | Path, split: str = "train") -> tuple[np.ndarray, 
             return np.asarray(data[key_i]), np.asarray(data[key_l]).reshape(-1).astype(np.int64)
         except (ValueError, OSError, zipfile.BadZipFile) as exc:
             raise ValidationError(f"{path}: cannot read {key_i} / {key_l} ({exc})") from exc
+
+
+def augment_images(images: Tensor, *, generator: torch.Generator | None = None, rotate: float = 10.0,
+                   scale: tuple[float, float] = (0.9, 1.1), shift: float = 0.06, jitter: float = 0.2) -> Tensor:
+    """Per-image random affine (rotation ±``rotate`` degrees, zoom in ``scale``, translation ±``shift`` of the
+    side) and brightness / contrast jitter (±``jitter``) of a ``[B, C, H, W]`` batch in ``[0, 1]``, on its device.
+
+    Mild, radiograph-plausible changes (positioning, exposure): they keep what a caption says true of the image."""
+    b, dev = images.shape[0], images.device
+    if b == 0:
+        return images
+
+    def uniform(low: float, high: float) -> Tensor:
+        return torch.rand(b, generator=generator, device="cpu").to(dev) * (high - low) + low
+
+    angle = uniform(-rotate, rotate) * (torch.pi / 180.0)
+    zoom = uniform(*scale)
+    tx, ty = uniform(-shift, shift) * 2, uniform(-shift, shift) * 2
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    brightness = uniform(-jitter, jitter).view(b, 1, 1, 1).to(images.dtype)
+    contrast = (1.0 + uniform(-jitter, jitter)).view(b, 1, 1, 1).to(images.dtype)
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    return ((out - mean) * contrast + mean + brightness).clamp_(0.0, 1.0)

@@ -179,6 +179,8 @@ def train_clip_command(
              "embeddings: much faster on a CPU).")] = "all",
     w_kd: Annotated[float, typer.Option(min=0.0, help="Weight of the distillation term.")] = 0.3,
     w_soft: Annotated[float, typer.Option(min=0.0, help="Weight of the Jaccard soft-target term.")] = 0.0,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Random affine and exposure jitter of "
+                                                                         "training images.")] = False,
     tau: Annotated[float, typer.Option(min=1e-3, help="Initial temperature.")] = 0.07,
     warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of weights, order and captions.")] = 0,
@@ -239,8 +241,8 @@ def train_clip_command(
         image_model=image_model, image_checkpoint=str(image_checkpoint.expanduser().resolve())
         if image_checkpoint is not None else None, text_model=text_path, image_size=image_size,
         batch_size=batch_size, lr=lr, text_lr=text_lr, epochs=epochs, max_steps=max_steps,
-        warmup_steps=warmup_steps, temperature=tau, w_kd=w_kd, w_soft=w_soft, text_trainable_layers=layers,
-        seed=seed, num_workers=num_workers)
+        warmup_steps=warmup_steps, temperature=tau, w_kd=w_kd, w_soft=w_soft, augment=augment,
+        text_trainable_layers=layers, seed=seed, num_workers=num_workers)
     # under torchrun the id derives from --out so that every rank agrees on it
     model_id = f"{KIND}-{out.resolve().name}" if world > 1 and out is not None else new_model_id(KIND)
     out_dir = out or settings().models_dir / KIND / model_id

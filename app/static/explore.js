@@ -371,9 +371,11 @@ function names(r) {
 
 function retrievalMeta(r) {
   const m = r.model || {};
-  const near = r.nearest_similarity === null || r.nearest_similarity === undefined ? "–" : r.nearest_similarity.toFixed(3);
+  const fixed = (x) => (x === null || x === undefined ? "–" : x.toFixed(3));
+  const near = fixed(r.nearest_similarity);
   const threshold = r.domain_threshold === null || r.domain_threshold === undefined ? "no threshold (not fitted)"
     : `threshold ${r.domain_threshold.toFixed(3)}`;
+  const domain = fixed(r.domain_similarity);
   const item = (label, value, attrs = {}) => el("li", attrs, el("span", { class: "muted", text: `${label} ` }), value);
   return el("ul", { class: "retrieval-meta", "data-meta": "" },
     item("Model", el("span", { class: "curie", text: m.id || "none" }),
@@ -381,7 +383,9 @@ function retrievalMeta(r) {
     item("Device", r.device, { "data-device": r.device }),
     item("Calibrated", m.calibrated ? "yes" : "no", { "data-calibrated": String(Boolean(m.calibrated)) }),
     item("Vocabulary", `${m.vocabulary_size ?? "–"} phenotypes`),
-    item("Nearest evidence", `similarity ${near} vs ${threshold}`),
+    item("Nearest evidence", `similarity ${near}`),
+    item("Domain check", `similarity ${domain} vs ${threshold}`,
+      { title: "nearest reference image in generic ImageNet features; below the threshold the image is out of domain" }),
     item("Scope", r.scope === "all" ? "all phenotypes (extrapolation)" : "the model's phenotypes"),
     item("Time", `${Math.round(r.elapsed_ms)} ms`));
 }

@@ -232,7 +232,10 @@ def fit_and_save_grounding(model: CLIPModel, train: ClipData, val: ClipData, ima
     grounding.save(out, evidence_sha256=hashes, evidence_embeddings=embeddings,
                    extra={"fitted_on": {"train": train.info, "val": val.info}})
     p = grounding.params
-    return {"fitted": True, "vocabulary": len(grounding.vocabulary.ids), "k": p.k, "tau": p.tau,
+    vocab = grounding.vocabulary
+    return {"fitted": True, "vocabulary": len(vocab.ids), "vocabulary_ids": vocab.ids,
+            "vocabulary_ancestors": sorted(vocab.all_ids - set(vocab.ids)), "findings": vocab.findings,
+            "sources": vocab.sources, "k": p.k, "tau": p.tau,
             "coef_share": round(p.coef_share, 4), "coef_text": round(p.coef_text, 4),
             "intercept": round(p.intercept, 4), "domain_threshold": p.domain_threshold,
             **{k: v for k, v in fit.items() if k != "grid"}, "seconds": round(time.perf_counter() - started, 2)}

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from kg.errors import ValidationError
 from models.clip_files import MODEL_DIR
 from models.encoders import CLIPModel, ImageEncoder, TextEncoder, freeze_text_layers
-from models.images import resize_images
+from models.images import augment_images, resize_images
 from models.losses import PhenoLIPLoss
 from models.registry import config_from_dict
 from models.train.clip_data import ClipBatch, ClipCollator, ClipSample
@@ -96,6 +96,8 @@ class ClipTrainConfig:
     computed once per distinct caption and only the projection heads and the image tower learn. With a frozen
     tower the distillation term has nothing to act on and is skipped."""
     grad_clip: float | None = 1.0
+    augment: bool = False
+    """Random affine and exposure jitter per training image (:func:`models.images.augment_images`)."""
     seed: int = 0
     amp: bool = True
     """Mixed precision on CUDA (bf16 if supported, else fp16 + GradScaler); ignored on the CPU."""
@@ -342,6 +344,8 @@ def _step(net: nn.Module, model: CLIPModel, loss_fn: PhenoLIPLoss, teacher: Teac
           autocast: contextlib.AbstractContextManager[Any], scaler: torch.amp.GradScaler | None,
           optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> dict[str, Tensor]:
     images = resize_images(batch.images.to(dev, non_blocking=True), config.image_size)
+    if config.augment:
+        images = augment_images(images)
     assert batch.negatives is not None, "the trainer's loader collates with ClipCollator"
     mask = batch.negatives.to(dev, non_blocking=True)
     with autocast:

@@ -267,10 +267,11 @@ def test_out_of_domain_answer_with_ranked_findings(page: Any, base_url: str, tmp
                    absent_consistent=[], absent_conflicting=absent),
     ]
     amended = answer.model_copy(update={
-        "in_domain": False, "nearest_similarity": 0.41, "domain_threshold": 0.62, "findings": findings,
+        "in_domain": False, "nearest_similarity": 0.7, "domain_similarity": 0.41, "domain_threshold": 0.62,
+        "findings": findings,
         "model": answer.model.model_copy(update={"calibrated": True}),
-        "warning": "This image is farther from every evidence image than the validation images were "
-                   "(nearest similarity 0.410 < 0.620): treat every answer below as unreliable."})
+        "warning": "This image is less like every evidence image than 99 % of the validation images were "
+                   "(domain similarity 0.410 < 0.620): treat every answer below as unreliable."})
     seen: list[str] = []
 
     def serve(route: Any) -> None:
