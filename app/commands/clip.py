@@ -21,14 +21,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, cast
 import typer
 
 from app.cli_support import graph_connection, note, settings
+from app.services.training import NO_ACTIVE_ENCODER, load_clip_data, resolve_text_model
 from kg.errors import ValidationError
 
 if TYPE_CHECKING:
     from kg.store.graph import Graph
     from models.train.clip_data import CaptionSource
-    from models.train.clip_run import ClipData
 
-KNOWLEDGE_KIND: Final = "knowledge-encoder"
 TEXT_MODEL_HELP: Final = ("Text tower init and distillation teacher: 'active' (the active knowledge encoder, else "
                           "the packaged MiniLM), 'packaged', a registered model id, or a directory.")
 
@@ -44,53 +43,11 @@ def parse_ks(text: str) -> tuple[int, ...]:
     return ks
 
 
-def resolve_text_model(graph: Graph, text_model: str) -> tuple[str | None, str]:
-    """``(directory or None for the packaged MiniLM, description)`` for ``--text-model``."""
-    from kg.errors import NotFoundError
-    from kg.repo.registry import active_model, get_model
-    from models.registry import knowledge_encoder_dir
-
-    if text_model == "packaged":
-        return None, "packaged all-MiniLM-L6-v2"
-    if text_model == "active":
-        active = active_model(graph, KNOWLEDGE_KIND)
-        if active is None:
-            note("note: no active knowledge encoder: the text tower starts from the packaged MiniLM")
-            return None, "packaged all-MiniLM-L6-v2 (no active knowledge encoder)"
-        return str(knowledge_encoder_dir(active.path)), f"knowledge encoder {active.id}"
-    path = Path(text_model).expanduser()
-    if path.is_dir():
-        return str(knowledge_encoder_dir(path)), str(path)
-    try:
-        version = get_model(graph, text_model)
-    except NotFoundError as exc:
-        raise ValidationError(f"--text-model {text_model!r}: not a directory, 'active', 'packaged' or a registered "
-                              "model id") from exc
-    return str(knowledge_encoder_dir(version.path)), f"{version.kind} {version.id}"
-
-
-def load_clip_data(graph: Graph, source: str | None, split: str | None, blob_root: Path | None = None) -> ClipData:
-    """Evidence of ``source`` / ``split`` with its findings' disease sets and phenotype names (image paths in
-    ``blob_root``, default the blob store of ``PHENOKG_HOME``)."""
-    from kg.ingest.build import build_meta
-    from kg.repo.training_views import disease_sets, domain_ancestors, evidence_items, phenotype_names
-    from models.train.clip_run import ClipData
-    from models.views import to_disease_sets
-
-    items = evidence_items(graph, blob_root=blob_root or settings().blob_dir, source=source, split=split)
-    views: list[dict[str, Any]] = [dict(v) for v in items]
-    if not views:
-        raise ValidationError(f"no evidence for source={source!r} split={split!r}: import it first "
-                              "(`phenokg evidence import-npz` or `phenokg evidence import`)")
-    findings = sorted({str(v["extra"]["finding"]) for v in views if (v.get("extra") or {}).get("finding")})
-    found = disease_sets(graph, ids=findings) if findings else []
-    diseases = {d.id: d for d in to_disease_sets(found)}
-    linked = {p for v in views for key in ("shows", "rules_out") for p in v.get(key) or ()}
-    linked |= {p for d in diseases.values() for p, _ in (*d.typical, *d.excluded)}
-    ancestors, _ = domain_ancestors(graph, linked)
-    info = {"source": source, "split": split, "graph_stamp": (build_meta(graph) or {}).get("stamp")}
-    return ClipData(views, diseases, phenotype_names(graph, linked), info, ancestors,
-                    {d["id"]: d["source"] for d in found})
+def _text_model(graph: Graph, text_model: str) -> tuple[str | None, str]:
+    path, description = resolve_text_model(graph, text_model)
+    if description == NO_ACTIVE_ENCODER:
+        note("note: no active knowledge encoder: the text tower starts from the packaged MiniLM")
+    return path, description
 
 
 def _model_image_size(run_dir: Path) -> int | None:
@@ -229,12 +186,12 @@ def train_clip_command(
 
         hf_logging.disable_progress_bar()
     with graph_connection() as graph:
-        text_path, text_desc = resolve_text_model(graph, text_model)
-        train_data = load_clip_data(graph, source, None if split in (None, "all") else split)
+        text_path, text_desc = _text_model(graph, text_model)
+        train_data = load_clip_data(graph, source, None if split in (None, "all") else split, settings().blob_dir)
         eval_data = None
         if eval_split not in (None, "none"):
             try:
-                eval_data = load_clip_data(graph, source, eval_split)
+                eval_data = load_clip_data(graph, source, eval_split, settings().blob_dir)
             except ValueError:
                 note(f"note: no {source} evidence in split {eval_split!r}: skipping the evaluation")
     config = ClipTrainConfig(
@@ -294,10 +251,11 @@ def evaluate_command(
         raise ValidationError("--record needs a registered model id (see `phenokg models list --kind clip`)")
     registered = None
     with graph_connection() as graph:
-        data = load_clip_data(graph, source, None if split in (None, "all") else split)
-        probe = load_clip_data(graph, source, probe_split) if probe_split else None
+        blobs = settings().blob_dir
+        data = load_clip_data(graph, source, None if split in (None, "all") else split, blobs)
+        probe = load_clip_data(graph, source, probe_split, blobs) if probe_split else None
         if model == "untrained":
-            text_path, text_desc = resolve_text_model(graph, text_model)
+            text_path, text_desc = _text_model(graph, text_model)
         elif not Path(model).expanduser().exists():
             try:
                 registered = get_model(graph, model)

@@ -24,6 +24,7 @@ import typer
 
 from app.cli_support import fail, graph_connection, note, settings
 from app.commands import clip as clip_commands
+from app.services.training import knowledge_views, model_version_from_dir
 from kg.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -40,20 +41,6 @@ RUN_MARKERS: Final = ("run.json", "checkpoint.pt", "metrics.json")  # a director
 
 
 # ---- train ----------------------------------------------------------------------------------------------
-
-
-def knowledge_views(graph: Graph, branch: str | None) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, Any]]:
-    """The knowledge encoder's training data: phenotype views of ``branch``, id redirects, provenance."""
-    from kg.ingest.build import build_meta, current_release
-    from kg.repo.training_views import id_redirects, phenotype_attributes
-
-    views = phenotype_attributes(graph, branch=branch)
-    redirects = id_redirects(graph)
-    meta = build_meta(graph) or {}
-    release = current_release(graph) or {}
-    info = {"graph_stamp": meta.get("stamp"), "hpo_release": release.get("version"), "branch": branch,
-            "graph": graph.uri}
-    return [dict(v) for v in views], redirects, info
 
 
 def parse_kind_weights(text: str | None) -> dict[str, float] | None:
@@ -150,27 +137,6 @@ def train_knowledge_encoder_command(
             "data_hash": result.data_hash, "seed": result.seed, "code_version": result.code_version,
             "held_out_phenotypes": len(result.held_out_ids), "train": result.metrics["train"],
             "headline": result.metrics["headline"], "timings_s": result.metrics["timings_s"]}
-
-
-def model_version_from_dir(directory: Path) -> ModelVersion:
-    """The :class:`ModelVersion` a model directory written by a training run describes (its config.json gives
-    the id, kind, data hash, seed and code version); ``ValueError`` when it is not a phenokg training run."""
-    from kg.repo.registry import ModelVersion
-    from models.registry import read_model_dir
-
-    model_dir = read_model_dir(directory)
-    cfg = model_dir.config
-    missing = [k for k in ("kind", "model_id") if not cfg.get(k)]
-    if missing:
-        raise ValidationError(f"{model_dir.path / 'config.json'}: no {' or '.join(missing)} "
-                              "(not a phenokg training run)")
-    seed = cfg.get("seed")
-    return ModelVersion(
-        id=str(cfg["model_id"]), kind=str(cfg["kind"]), path=str(model_dir.path.resolve()), config=cfg,
-        metrics=model_dir.metrics, data_hash=str(cfg.get("data_hash") or ""),
-        seed=int(seed) if isinstance(seed, int) else None, code_version=str(cfg.get("code_version") or ""),
-        created_at=str(cfg.get("created_at") or ""),
-    )
 
 
 def reembed(graph: Graph, version: ModelVersion, *, progress: bool = True) -> dict[str, Any] | None:

@@ -156,7 +156,7 @@ class JobManager:
         return job
 
     def _export_knowledge(self, config: JobConfig, job_dir: Path) -> tuple[Path, dict[str, Any], JobConfig]:
-        from app.commands.training import knowledge_views
+        from app.services.training import knowledge_views
         from models.views import write_views_file
 
         options = config.options
@@ -172,7 +172,7 @@ class JobManager:
         return path, info, config
 
     def _export_clip(self, config: JobConfig, job_dir: Path) -> tuple[Path, dict[str, Any], JobConfig]:
-        from app.commands.clip import load_clip_data, resolve_text_model
+        from app.services.training import load_clip_data, resolve_text_model
         from kg.ingest.build import current_release
         from models.train.job_entry import write_clip_data_file
 
@@ -273,7 +273,7 @@ class JobManager:
         return self._write(job.evolve(status=status, error=error, finished_at=finished or J.now()))
 
     def _succeed(self, job: J.TrainingJob, result: dict[str, Any], finished: str | None = None) -> J.TrainingJob:
-        from app.commands.training import model_version_from_dir
+        from app.services.training import model_version_from_dir
         from kg.repo.registry import get_model, register_model
 
         try:

@@ -196,7 +196,7 @@ def test_clip_jobs_and_activation_switch_retrieval(client: TestClient, tiny_bert
         answer = response.json()
         assert answer["model"]["id"] == model_id
         assert len(answer["phenotypes"]) == 3 and answer["evidence"]
-        answers.append([(p["id"], round(p["score"], 5)) for p in answer["phenotypes"]])
+        answers.append([(p["id"], round(p["similarity"], 5)) for p in answer["phenotypes"]])
     assert answers[0] != answers[1]
 
 

@@ -27,10 +27,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.commands.clip import load_clip_data
 from app.config import AppSettings
 from app.main import create_app
 from app.retrieval import NO_MODEL, RetrievalService
+from app.services.training import load_clip_data
 from kg.config import GraphSettings
 from kg.ingest.build import build
 from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph

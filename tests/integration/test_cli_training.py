@@ -152,11 +152,15 @@ def test_clip_import_train_evaluate(home: Path, tiny_bert_dir: Path, tmp_path: P
               "tinymnist", "--quiet")
     assert imp.returncode == 0, imp.stderr
     report = json.loads(imp.stdout)
-    assert (report["rows"], report["created"], report["errors"]) == (24, 24, 0)
-    assert report["per_split"] == {"train": 12, "val": 4, "test": 8} and report["links_shows"] > 0
+    # the test split stays out of the graph unless named: held-out images are never evidence
+    assert (report["rows"], report["created"], report["errors"]) == (16, 16, 0)
+    assert report["per_split"] == {"train": 12, "val": 4} and report["links_shows"] > 0
     again = json.loads(run(home, "evidence", "import-npz", str(npz), "--labels", labels, "--license", "CC0",
                            "--dataset", "tinymnist", "--quiet").stdout)
-    assert (again["created"], again["unchanged"], again["images_stored"]) == (0, 24, 0)  # idempotent
+    assert (again["created"], again["unchanged"], again["images_stored"]) == (0, 16, 0)  # idempotent
+    held = json.loads(run(home, "evidence", "import-npz", str(npz), "--labels", labels, "--license", "CC0",
+                          "--dataset", "tinymnist", "--splits", "test", "--quiet").stdout)
+    assert held["per_split"] == {"test": 8} and held["created"] == 8  # this test evaluates on it below
     for bad_labels, message in (("0=OMIM:999999", "OMIM:999999"), ("zero=OMIM:100001", "integer")):
         bad = run(home, "evidence", "import-npz", str(npz), "--labels", bad_labels, "--license", "CC0")
         assert bad.returncode == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
@@ -170,6 +174,11 @@ def test_clip_import_train_evaluate(home: Path, tiny_bert_dir: Path, tmp_path: P
     assert summary["kind"] == "clip" and summary["train"]["steps"] == 2 and summary["seed"] == 0
     assert {"zero_shot_coarse", "zero_shot_medium", "zero_shot_fine", "I2T@1"} <= set(summary["headline"])
     assert (model_dir / "model" / "phenokg_clip.json").is_file()
+    # evaluated on val, and retrieval's grounding fitted on it
+    assert (model_dir / "grounding.json").is_file() and (model_dir / "grounding.npz").is_file()
+    card = json.loads((model_dir / "metrics.json").read_text())
+    assert card["eval_data"]["split"] == "val" and card["grounding"]["fitted"], card["grounding"]
+    assert card["grounding"]["findings"] == ["OMIM:100001", "ORPHA:200002"]
     config = json.loads((model_dir / "config.json").read_text())
     assert config["captions"] == "fine" and config["data_hash"] == summary["data_hash"]
     assert config["data"]["items"] == 12 and config["data"]["split"] == "train"
