@@ -200,7 +200,7 @@ def test_clip_import_train_evaluate(home: Path, tiny_bert_dir: Path, tmp_path: P
     shown = json.loads(run(home, "models", "show", summary["id"]).stdout)
     assert [e["data_hash"] for e in shown["metrics"]["evaluations"]] == [result["data_hash"]]
 
-    by_dir = json.loads(run(home, "evaluate", str(model_dir), "--source", "tinymnist", "--k", "1,3",
+    by_dir = json.loads(run(home, "evaluate", str(model_dir), "--source", "tinymnist", "--split", "test", "--k", "1,3",
                             timeout=300).stdout)
     assert by_dir["seed"] == 0 and by_dir["config"]["captions"] == "fine"
     assert by_dir["metrics"]["zero_shot"] == metrics["zero_shot"]  # same model, same data: same figures

@@ -13,8 +13,8 @@ from PIL import Image
 
 from models.encoders import CLIPModel, ImageEncoder, TextEncoder, freeze_text_layers
 from models.npz_evidence import MANIFEST, parse_label_map, write_npz_manifest
-from models.train.clip_data import EvidenceDataset, SetTheoryCaptionDataset
 from models.prompts import phenotype_prompt
+from models.train.clip_data import EvidenceDataset, SetTheoryCaptionDataset
 from models.train.clip_eval import evaluate_clip, linear_probe, recall_at_k
 from models.train.clip_run import ClipData
 from models.train.clip_train import build_clip_model, train_clip
