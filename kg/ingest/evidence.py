@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -196,15 +196,23 @@ def _write(graph: Graph, report: ImportReport, nodes: dict[str, dict[str, Any]],
         graph.write_batches(Q.UPSERT_EVIDENCE, new, _BATCH, now=now)
     # Links of new and existing evidence alike, minus those the graph holds: a re-import writes nothing,
     # and an import interrupted after its nodes is completed by the next run.
-    for relation, rows in links.items():
+    written = write_missing_links(graph, links.items(), _BATCH)
+    report.links_shows, report.links_rules_out = written.get("SHOWS", 0), written.get("RULES_OUT", 0)
+
+
+def write_missing_links(graph: Graph, links: Iterable[tuple[str, Sequence[Mapping[str, Any]]]], batch: int
+                        ) -> dict[str, int]:
+    """Write the ``SHOWS`` / ``RULES_OUT`` rows (``(relation, rows)`` pairs) the graph does not hold yet, keyed
+    by evidence, phenotype and span; returns how many were written per relation."""
+    written: dict[str, int] = {}
+    for relation, rows in links:
         have: set[tuple[str, str, int, int]] = set()
         for chunk in _chunks(sorted({r["evidence"] for r in rows})):
             have.update(tuple(k) for k in graph.read(Q.EVIDENCE_LINK_KEYS[relation], ids=chunk)[0]["rows"])
         wanted: list[Mapping[str, Any]] = [
             r for r in rows if (r["evidence"], r["phenotype"], r["start"], r["end"]) not in have]
         if wanted:
-            graph.write_batches(Q.LINK_SHOWS if relation == "SHOWS" else Q.LINK_RULES_OUT, wanted, _BATCH)
-        if relation == "SHOWS":
-            report.links_shows = len(wanted)
-        else:
-            report.links_rules_out = len(wanted)
+            graph.write_batches(Q.LINK_SHOWS if relation == "SHOWS" else Q.LINK_RULES_OUT, wanted, batch)
+        written[relation] = len(wanted)
+    return written
+

@@ -30,7 +30,7 @@ from typing import Any, Final, Literal
 from tqdm import tqdm
 
 from kg.ingest.blobs import BlobStore, ImageError, StoredImage, load_image
-from kg.ingest.evidence import ImportReport, evidence_id
+from kg.ingest.evidence import ImportReport, evidence_id, write_missing_links
 from kg.ingest.evidence_rows import EvidenceRow, RowError
 from kg.store import queries as Q
 from kg.store.graph import Graph
@@ -147,18 +147,9 @@ class _Batch:
         if new:
             now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             graph.write_batches(Q.UPSERT_EVIDENCE, new, _ID_CHUNK, now=now)
-        for relation, rows in self.links.items():
-            have: set[tuple[str, str, int, int]] = set()
-            for chunk in _chunks(sorted({r["evidence"] for r in rows})):
-                have.update(tuple(k) for k in graph.read(Q.EVIDENCE_LINK_KEYS[relation], ids=chunk)[0]["rows"])
-            wanted: list[Mapping[str, Any]] = [
-                r for r in rows if (r["evidence"], r["phenotype"], r["start"], r["end"]) not in have]
-            if wanted:
-                graph.write_batches(Q.LINK_SHOWS if relation == "SHOWS" else Q.LINK_RULES_OUT, wanted, _ID_CHUNK)
-            if relation == "SHOWS":
-                report.links_shows += len(wanted)
-            else:
-                report.links_rules_out += len(wanted)
+        written = write_missing_links(graph, self.links.items(), _ID_CHUNK)
+        report.links_shows += written.get("SHOWS", 0)
+        report.links_rules_out += written.get("RULES_OUT", 0)
 
 
 def _props(ident: str, row: EvidenceRow, uri: str, stored: StoredImage) -> dict[str, Any]:
