@@ -165,6 +165,14 @@ class RetrievalService:
         with self._load_lock:
             self._reload_locked()
 
+    def swap(self, wait_s: float) -> bool:
+        """:meth:`refresh` in a thread of its own, waited for at most ``wait_s`` seconds (an activation answers
+        quickly; requests keep the current model until the new one is loaded). True when the swap is done."""
+        worker = threading.Thread(target=self.refresh, daemon=True, name="phenokg-retrieval-activate")
+        worker.start()
+        worker.join(wait_s)
+        return not worker.is_alive()
+
     def warm(self) -> None:
         """Load the model now (start-up, first request), unless one is already served. With none to serve, the
         model stack is imported all the same, so that the first activation is a load, not seconds of imports."""

@@ -10,8 +10,7 @@ absences are not ascertained by clinical suspicion, so the ranker runs with ``as
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -67,11 +66,10 @@ def build_answer(service: RetrievalService, services: Services, state: _State, r
         return [ids[i] for i, lab in enumerate(labels) if lab[col] == sign][:SUPPORT_LIST]
 
     def hit(col: int) -> PhenotypeHit:
-        labelled = float(g.labelled[col]) > 1e-9
         return PhenotypeHit(id=vocab.ids[col], name=names.get(vocab.ids[col], vocab.names[col]),
                             probability=round(float(g.probability[col]), 4),
                             similarity=round(float(g.similarity[col]), 4),
-                            neighbour_share=round(float(g.share[col]), 4) if labelled else None,
+                            neighbour_share=_rounded(g.raw_share(col)),
                             in_vocabulary=True, supporting_evidence=backing(col, 1),
                             contradicting_evidence=backing(col, -1))
 
@@ -86,7 +84,7 @@ def build_answer(service: RetrievalService, services: Services, state: _State, r
         phenotypes = [hit(int(c)) for c in order[:request.k]]
     ruled_out = [RuledOutHit(id=vocab.ids[c], name=names.get(vocab.ids[c], vocab.names[c]),
                              probability=round(float(g.probability[c]), 4),
-                             neighbour_share=round(float(g.rule_out_share[c]), 4), evidence=backing(c, -1))
+                             neighbour_share=round(1.0 - (g.raw_share(c) or 0.0), 4), evidence=backing(c, -1))
                  for c in ruled_cols[:request.k]]
     near, threshold = g.domain_similarity, params.domain_threshold
     in_domain = not (near is not None and threshold is not None and near < threshold)
@@ -98,7 +96,7 @@ def build_answer(service: RetrievalService, services: Services, state: _State, r
     if not params.calibrated:
         warnings.append(UNCALIBRATED)
     findings = _findings(services, vocab, [vocab.ids[c] for c in present_cols], [vocab.ids[c] for c in ruled_cols],
-                         request)
+                         request, lambda f: _finding_probability(service, vocab, g.probability, f))
     if not findings and request.findings > 0:
         if not (request.sources or vocab.sources):
             warnings.append("No findings are ranked: the model's training data names no finding or disease "
@@ -140,8 +138,25 @@ def _whole_ontology_hits(service: RetrievalService, state: _State, result: Any, 
     return out
 
 
+def _finding_probability(service: RetrievalService, vocab: Any, probability: np.ndarray, finding: str
+                         ) -> float | None:
+    """See :class:`app.schemas_retrieval.FindingHit` ``probability``: only for the model's own findings."""
+    if finding not in vocab.findings:
+        return None
+    snapshot = service.cache.get()
+    typical = [(a.frequency or 0.0, vocab.column[a.phenotype]) for a in snapshot.typical.get(finding, ())
+               if a.phenotype in vocab.column]
+    if typical:
+        top = max(f for f, _ in typical)
+        return round(max(float(probability[c]) for f, c in typical if f == top), 4)
+    excluded = [vocab.column[p] for p in snapshot.excluded.get(finding, ()) if p in vocab.column]
+    if excluded:
+        return round(1.0 - max(float(probability[c]) for c in excluded), 4)
+    return None
+
+
 def _findings(services: Services, vocab: Any, present: Sequence[str], absent: Sequence[str],
-              request: AnswerRequest) -> list[FindingHit]:
+              request: AnswerRequest, probability: Callable[[str], float | None]) -> list[FindingHit]:
     if request.findings <= 0 or (not present and not absent):
         return []
     sources = request.sources or vocab.sources
@@ -153,18 +168,12 @@ def _findings(services: Services, vocab: Any, present: Sequence[str], absent: Se
     if request.scope == "model" and not request.sources and vocab.findings:
         allowed = set(vocab.findings)
         ranked = [r for r in ranked if r.id in allowed]
-    ranked = ranked[:request.findings]
-    if not ranked:
-        return []
-    top = max(r.score for r in ranked)
-    weights = [math.exp(r.score - top) for r in ranked]
-    total = sum(weights)
     out = []
-    for position, (r, w) in enumerate(zip(ranked, weights, strict=True), start=1):
+    for position, r in enumerate(ranked[:request.findings], start=1):
         e = r.explanation
         out.append(FindingHit(
             rank=position, id=r.id, name=r.name, source=r.source, score=round(r.score, 4),
-            posterior=round(w / total, 4),
+            probability=probability(r.id),
             supported_by=sorted({m.observed for m in e.matched}) if e else [],
             contradicted_by=sorted({c.observed for c in e.contradicted}) if e else [],
             absent_consistent=sorted({a.absent for a in e.absent_consistent}) if e else [],

@@ -28,7 +28,7 @@ class PhenotypeHit(BaseModel):
     similarity: float = Field(description="Cosine similarity of the image and the phenotype's prompt")
     neighbour_share: float | None = Field(
         description="Similarity-weighted share of the nearest evidence images labelled for this phenotype that "
-                    "show it (null when none of them is labelled for it)")
+                    "show it, unsmoothed (null when none of them is labelled for it)")
     in_vocabulary: bool = Field(description="False: an extrapolation beyond what the model learned (scope=all)")
     supporting_evidence: list[str] = Field(description="Nearest evidence images that show it (SHOWS), best first")
     contradicting_evidence: list[str] = Field(description="Nearest evidence images that rule it out (RULES_OUT)")
@@ -38,7 +38,8 @@ class RuledOutHit(BaseModel):
     id: str
     name: str
     probability: float = Field(description="Calibrated probability that the image shows it (low)")
-    neighbour_share: float = Field(description="Share of the labelled nearest evidence that rules it out")
+    neighbour_share: float = Field(description="Similarity-weighted share of the labelled nearest evidence that "
+                                               "rules it out, unsmoothed")
     evidence: list[str] = Field(description="Nearest evidence images that rule it out, best first")
 
 
@@ -48,7 +49,12 @@ class FindingHit(BaseModel):
     name: str
     source: str = Field(examples=["CXR_PACK"])
     score: float = Field(description="Log likelihood ratio of the present / ruled-out phenotypes (the ranker's)")
-    posterior: float = Field(description="Share of the ranked candidates' likelihood (uniform prior over them)")
+    probability: float | None = Field(
+        description="For the model's own findings: the calibrated probability of the finding's defining phenotype "
+                    "(its most frequent typical terms, e.g. HP:0002090 for CXR:pneumonia); for a finding defined by "
+                    "absences (No finding), one minus that of the most probable phenotype it excludes. Null for "
+                    "other diseases: the ranker's score orders them but is no probability (it treats correlated "
+                    "phenotypes as independent)")
     supported_by: list[str] = Field(description="Present phenotypes its typical set explains")
     contradicted_by: list[str] = Field(description="Present phenotypes its excluded set holds")
     absent_consistent: list[str] = Field(description="Ruled-out phenotypes it excludes or rarely shows")

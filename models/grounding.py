@@ -158,16 +158,17 @@ class GroundingParams:
 
 
 def transfer_features(query: Tensor, evidence: Tensor, labels: Tensor, *, k: int, tau: float, alpha: float,
-                      prior: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+                      prior: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Label transfer for unit ``query`` embeddings ``[B, D]`` from ``evidence`` ``[E, D]`` with ``labels``
     ``[E, V]`` (1 / −1 / 0). Returns ``(share, rule_out_share, neighbour indices [B, k], their similarities,
-    labelled weight [B, V])``; shares are smoothed towards ``prior`` ``[V]``."""
+    labelled weight [B, V], showing weight [B, V])``; shares are smoothed towards ``prior`` ``[V]``, the weights
+    (softmax over the neighbours, summing to 1) are not."""
     n = min(int(k), evidence.shape[0])
     b, v = query.shape[0], labels.shape[1]
     if n == 0:
         empty = torch.zeros((b, 0), dtype=torch.long, device=query.device)
         zero = torch.zeros((b, v), device=query.device)
-        return prior.expand(b, v).clone(), zero, empty, empty.float(), zero
+        return prior.expand(b, v).clone(), 1.0 - prior.expand(b, v), empty, empty.float(), zero, zero
     sims = query @ evidence.T
     top = sims.topk(n, dim=1)
     weights = torch.softmax(top.values / tau, dim=1)  # [B, k]
@@ -176,7 +177,7 @@ def transfer_features(query: Tensor, evidence: Tensor, labels: Tensor, *, k: int
     neg = torch.einsum("bk,bkv->bv", weights, (lab < 0).float())
     share = (pos + alpha * prior) / (pos + neg + alpha)
     rule_out = (neg + alpha * (1.0 - prior)) / (pos + neg + alpha)
-    return share, rule_out, top.indices, top.values, pos + neg
+    return share, rule_out, top.indices, top.values, pos + neg, pos
 
 
 def _logit(p: Tensor) -> Tensor:
@@ -193,9 +194,16 @@ class ImageGrounding:
     share: np.ndarray
     rule_out_share: np.ndarray
     labelled: np.ndarray
+    shown: np.ndarray
     neighbours: list[int]
     neighbour_similarity: list[float]
     domain_similarity: float | None = None
+
+    def raw_share(self, col: int) -> float | None:
+        """The share of the labelled neighbours' weight that shows term ``col`` (unsmoothed; ``None`` when no
+        neighbour is labelled for it)."""
+        weight = float(self.labelled[col])
+        return float(self.shown[col]) / weight if weight > 1e-9 else None
 
     @property
     def nearest_similarity(self) -> float | None:
@@ -229,7 +237,8 @@ class Grounding:
         return query @ self.text_embeddings.T - query @ self.absence_embeddings.T
 
     def features(self, query: Tensor, evidence: Tensor, labels: Tensor, *, k: int | None = None,
-                 tau: float | None = None) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor, Tensor, Tensor]]:
+                 tau: float | None = None
+                 ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]]:
         """``(logit share, z text, transfer outputs)`` for unit ``query`` embeddings."""
         p = self.params
         transfer = transfer_features(query, evidence, labels, k=k or p.k, tau=tau or p.tau, alpha=p.alpha,
@@ -240,13 +249,14 @@ class Grounding:
     def answer(self, query: Tensor, evidence: Tensor, labels: Tensor,
                domain_similarity: Tensor | None = None) -> list[ImageGrounding]:
         p = self.params
-        share_logit, z, (share, rule_out, idx, vals, labelled) = self.features(query, evidence, labels)
+        share_logit, z, (share, rule_out, idx, vals, labelled, shown) = self.features(query, evidence, labels)
         prob = torch.sigmoid(p.coef_share * share_logit + p.coef_text * z + p.intercept)
         sim = query @ self.text_embeddings.T
         out = []
         for row in range(query.shape[0]):
             out.append(ImageGrounding(prob[row].cpu().numpy(), sim[row].cpu().numpy(), share[row].cpu().numpy(),
                                       rule_out[row].cpu().numpy(), labelled[row].cpu().numpy(),
+                                      shown[row].cpu().numpy(),
                                       idx[row].cpu().tolist(), [float(x) for x in vals[row].cpu().tolist()],
                                       float(domain_similarity[row]) if domain_similarity is not None else None))
         return out

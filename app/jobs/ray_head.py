@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 
 STATE_FILE: Final = "head.json"
 LOG_FILE: Final = "head.log"
-MAX_TEMP_DIR: Final = 48
-"""Longest temp directory Ray gets: its session sockets add ~60 characters to the 107-byte AF_UNIX limit."""
+MAX_TEMP_DIR: Final = 38
+"""Longest temp directory Ray gets: its session sockets add up to 69 characters
+(``/session_<date>_<time>_<usec>_<pid>/sockets/dash_MetricsHead``) within the 107-byte AF_UNIX limit; a
+44-character home ``…/ray/tmp`` made the head exit at start."""
 
 
 def dashboard_ready(address: str, timeout: float = 2.0) -> bool:

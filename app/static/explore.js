@@ -443,7 +443,10 @@ function findingRow(f, nameOf) {
   return el("li", { "data-id": f.id, "data-rank": String(f.rank) },
     el("div", { class: "hit-head" }, el("span", { class: "rank", text: `${f.rank}.` }),
       el("span", { class: "name" }, diseaseLink(f.id, f.name)), el("span", { class: "curie", text: f.id }),
-      el("span", { class: "badge", text: f.source }), probabilityBar(f.posterior, "", "", "share of the ranked candidates' likelihood")),
+      el("span", { class: "badge", text: f.source }),
+      f.probability === null || f.probability === undefined
+        ? el("span", { class: "muted small", text: `log LR ${f.score.toFixed(1)}`, title: "the likelihood ranker's score (no probability for a finding the model was not trained on)" })
+        : probabilityBar(f.probability, "", "", "calibrated probability of its defining phenotype")),
     el("dl", { class: "why small" }, reasons.filter(([, ids]) => ids && ids.length).flatMap(([label, ids, kind]) => [
       el("dt", { class: kind, text: label }), el("dd", { text: ids.map(nameOf).join(", ") })])));
 }

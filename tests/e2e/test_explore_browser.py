@@ -260,10 +260,10 @@ def test_out_of_domain_answer_with_ranked_findings(page: Any, base_url: str, tmp
     assert PNEUMONIA in present and EFFUSION in absent, (present, absent)
     findings = [
         FindingHit(rank=1, id="CXR:pneumonia", name="Pneumonia (finding)", source="CXR_PACK", score=2.1,
-                   posterior=0.83, supported_by=present, contradicted_by=[], absent_consistent=absent,
+                   probability=0.83, supported_by=present, contradicted_by=[], absent_consistent=absent,
                    absent_conflicting=[]),
         FindingHit(rank=2, id="CXR:cardiomegaly", name="Cardiomegaly (finding)", source="CXR_PACK", score=0.5,
-                   posterior=0.17, supported_by=[CARDIOMEGALY], contradicted_by=["HP:9999999"],
+                   probability=None, supported_by=[CARDIOMEGALY], contradicted_by=["HP:9999999"],
                    absent_consistent=[], absent_conflicting=absent),
     ]
     amended = answer.model_copy(update={

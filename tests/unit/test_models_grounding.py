@@ -49,11 +49,11 @@ def test_transfer_features_weights_labelled_neighbours_and_smooths_towards_the_p
     evidence = F.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]), dim=-1)
     labels = torch.tensor([[1], [0], [-1]], dtype=torch.int8)
     query = F.normalize(torch.tensor([[1.0, 0.05]]), dim=-1)
-    share, rule_out, idx, sims, labelled = transfer_features(query, evidence, labels, k=3, tau=0.05, alpha=1.0,
+    share, rule_out, idx, sims, labelled, shown = transfer_features(query, evidence, labels, k=3, tau=0.05, alpha=1.0,
                                                              prior=torch.tensor([0.5]))
     assert idx[0].tolist()[:2] == [0, 1] and sims[0, 0] >= sims[0, 1] >= sims[0, 2]
     # the silent neighbour adds no label mass; the far one that rules it out weighs almost nothing
-    assert 0.5 < float(labelled[0, 0]) < 1.0
+    assert 0.5 < float(labelled[0, 0]) < 1.0 and 0.5 < float(shown[0, 0]) <= float(labelled[0, 0])
     assert float(share[0, 0]) > 0.6 and float(rule_out[0, 0]) == pytest.approx(1.0 - float(share[0, 0]), abs=1e-6)
     none, *_ = transfer_features(query, evidence[:0], labels[:0], k=3, tau=0.05, alpha=1.0,
                                  prior=torch.tensor([0.3]))
