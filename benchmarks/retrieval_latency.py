@@ -23,7 +23,7 @@ What it does:
    (``PHENOKG_RETRIEVAL_MAX_BATCH=32``, ``..._BATCH_WAIT_MS=5``: the defaults) and *baseline*
    (``PHENOKG_RETRIEVAL_MAX_BATCH=1``: every image runs alone).
 4. **Requests**: ``--upload-size`` px square JPEGs (quality 90) made from PneumoniaMNIST test images, cycled;
-   ``k=10&diseases=10&evidence=6``. Per server and concurrency: ``--warmup`` requests, then ``--requests`` requests
+   ``k=10&findings=5&evidence=6``. Per server and concurrency: ``--warmup`` requests, then ``--requests`` requests
    from that many threads, each with its own keep-alive ``httpx.Client``. Latency is client-side wall time per
    request (send → body read); images/s is requests answered / wall time of the timed phase.
 
@@ -137,7 +137,7 @@ class Server:
 
 
 def measure(url: str, images: list[bytes], concurrency: int, requests: int, warmup: int) -> dict[str, Any]:
-    params = {"k": 10, "diseases": 10, "evidence": 6}
+    params = {"k": 10, "findings": 5, "evidence": 6}
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
