@@ -110,7 +110,9 @@ class ClipIndex:
         self.evidence_labels = torch.from_numpy(evidence_labels).to(device)
         self.info = dict(info or {})
         self.channels = int(model.image_encoder.mean.shape[1])
-        self.domain = DomainEncoder(self.image_size, device) if grounding.domain_reference is not None else None
+        reference = self.grounding.domain_reference
+        self.domain = DomainEncoder(self.image_size, device) if reference is not None else None
+        self.domain_reference = reference.float() if reference is not None else None  # stored as half floats
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -205,8 +207,8 @@ class ClipIndex:
         batch = torch.stack(list(images))
         emb = self.embed_images(batch)
         domain = None
-        if self.domain is not None and self.grounding.domain_reference is not None:
-            domain = DomainEncoder.nearest(self.domain.features(batch), self.grounding.domain_reference)
+        if self.domain is not None and self.domain_reference is not None:
+            domain = DomainEncoder.nearest(self.domain.features(batch), self.domain_reference)
         answers = self.grounding.answer(emb, self.evidence_embeddings, self.evidence_labels, domain)
         n = min(int(evidence), len(self.evidence_ids))
         nearest: list[list[Hit]] = [[] for _ in images]
