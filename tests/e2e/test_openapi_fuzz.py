@@ -44,8 +44,30 @@ def base_url(graph: Graph, graph_settings: GraphSettings, tiny_clip_dir: Path) -
                                   "PHENOKG_CLIP_MODEL": str(tiny_clip_dir),  # fuzzed past its 503
                                   **({"NEO4J_URI": graph_settings.neo4j_uri} if graph_settings.neo4j_uri else {})})
     with serve_in_thread(create_app(app_settings), "fuzz-uvicorn") as url:
+        _embed_the_ontology(url)
         yield url
     clear_graph(graph)
+
+
+def _embed_the_ontology(url: str, timeout_s: float = 120.0) -> None:
+    """scope=all answers a documented 503 (Retry-After) until the served model has embedded every phenotype's
+    prompt: wait for that first, so that the fuzzer meets the steady state."""
+    import io
+
+    import httpx
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("L", (28, 28), 128).save(png, "PNG")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = httpx.post(f"{url}/retrieval/image", params={"scope": "all"}, timeout=60,
+                            files={"file": ("x.png", png.getvalue(), "image/png")})
+        if answer.status_code == 200:
+            return
+        assert answer.status_code == 503 and answer.headers.get("retry-after"), answer.text
+        assert time.monotonic() < deadline, "scope=all never became ready"
+        time.sleep(0.5)
 
 
 # Ids that exist in the mini fixtures, drawn half of the time so that requests reach past the 404s; an obsolete id
