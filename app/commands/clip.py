@@ -50,13 +50,6 @@ def _text_model(graph: Graph, text_model: str) -> tuple[str | None, str]:
     return path, description
 
 
-def _model_image_size(run_dir: Path) -> int | None:
-    for candidate in (run_dir / "train_config.json", run_dir.parent / "train_config.json"):
-        if candidate.is_file():
-            return int(json.loads(candidate.read_text(encoding="utf-8")).get("image_size", 224))
-    return None
-
-
 
 app = typer.Typer()  # evaluate
 train_app = typer.Typer()  # train clip (merged into the train group)
@@ -244,7 +237,7 @@ def evaluate_command(
     """Evaluate an image–text model on a dataset split: zero-shot, retrieval and phenotype retrieval."""
     from kg.errors import NotFoundError
     from kg.repo.registry import get_model, update_metrics
-    from models.clip_files import clip_model_dir, load_clip_model
+    from models.clip_files import clip_model_dir, load_clip_model, model_image_size
     from models.train.clip_run import evaluate_model, evaluation_record, untrained_model
     from models.train.clip_train import ClipTrainConfig
 
@@ -273,7 +266,7 @@ def evaluate_command(
     else:
         root = Path(registered.path) if registered is not None else Path(model).expanduser()
         model_dir = clip_model_dir(root)
-        size = image_size or _model_image_size(model_dir) or 224
+        size = image_size or model_image_size(model_dir)
         net = load_clip_model(model_dir, device)
         ref = {"id": registered.id if registered else None, "path": str(root)}
         card = root / "config.json"

@@ -27,6 +27,7 @@ from kg.errors import ValidationError
 from models.captions import Granularity, prompt_ensemble
 from models.encoders import CLIPModel, ImageEncoder
 from models.prompts import phenotype_prompt
+from models.serving import encode_texts
 from models.train.clip_data import EvidenceDataset
 from models.types import DiseaseSets
 
@@ -69,13 +70,8 @@ def _image_features(model: CLIPModel, images: Tensor, batch_size: int, dev: torc
     return torch.cat(chunks) if chunks else torch.zeros((0, model.embed_dim))
 
 
-@torch.no_grad()
 def _text_features(model: CLIPModel, texts: Sequence[str], batch_size: int, dev: torch.device) -> Tensor:
-    chunks = []
-    for i in range(0, len(texts), batch_size):
-        tok = {k: v.to(dev) for k, v in model.tokenize(list(texts[i:i + batch_size])).items()}
-        chunks.append(model.encode_text(tok["input_ids"], tok["attention_mask"]).float().cpu())
-    return torch.cat(chunks) if chunks else torch.zeros((0, model.embed_dim))
+    return encode_texts(model, list(texts), dev, batch_size).cpu()
 
 
 def zero_shot_accuracy(model: CLIPModel, images: Tensor, labels: Sequence[int], classes: Mapping[int, DiseaseSets],
