@@ -470,7 +470,7 @@ function renderRetrieval(out, r) {
   const ruled = resultCard("ruled-out", "Ruled out", "What the nearest labelled evidence images rule out.",
     r.ruled_out.map((p) => ruledOutRow(p, ctx)), "The nearest evidence rules nothing out.", "ul");
   const found = resultCard("findings", "Findings",
-    "Ranked by the likelihood ranker from the present and ruled-out phenotypes; share among the candidates shown.",
+    "Ranked by the likelihood ranker from the present and ruled-out phenotypes; the bar is the calibrated probability of the finding's defining phenotype (the model's own findings; others show the ranker's log likelihood ratio).",
     r.findings.map((f) => findingRow(f, nameOf)), "No finding ranked.");
   const ev = el("div", { class: "card evidence", "data-result": "evidence" }, el("h3", { text: `Nearest evidence (${r.evidence.length})` }),
     r.evidence.length ? el("div", { class: "thumbs" }, r.evidence.map((e) => el("figure", { class: "thumb", "data-evidence": e.id },
