@@ -10,17 +10,17 @@ from contextlib import ExitStack, asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import problems
-from app.auth import ensure_token
-from app.config import AppSettings
-from app.jobs.manager import JobManager
-from app.retrieval import RetrievalService
-from app.routes import annotate, diseases, explore, health, hierarchy, normalize, ranking, search, similarity, terms
-from app.routes import jobs as jobs_routes
-from app.routes import models as models_routes
-from app.routes import retrieval as retrieval_routes
-from app.search_service import SearchService
+from app.api import problems
+from app.api.auth import ensure_token
+from app.api.routes import annotate, diseases, explore, health, hierarchy, normalize, ranking, search, similarity, terms
+from app.api.routes import jobs as jobs_routes
+from app.api.routes import model_versions as models_routes
+from app.api.routes import retrieval as retrieval_routes
+from app.core.config import AppSettings
 from app.services import Services
+from app.services.jobs.manager import JobManager
+from app.services.retrieval import RetrievalService
+from app.services.search import SearchService
 from kg import __version__
 from kg.repo.snapshots import SnapshotCache
 from kg.store.graph import connect

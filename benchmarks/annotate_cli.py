@@ -122,7 +122,7 @@ def build_home(home: Path) -> dict[str, Any]:
 # ---- in-process -----------------------------------------------------------------------------------
 def in_process(home: Path, texts: list[str], repeats: int) -> dict[str, Any]:
     """Lexicon load and Linker.annotate on the texts, with the server this function starts (or finds)."""
-    from kg.ingest.evidence import PHENOTYPIC_ABNORMALITY
+    from kg.ids import PHENOTYPIC_ABNORMALITY
     from kg.store import queries as Q
     from kg.store.graph import connect
     from kg.text.linker import Linker, TermLabels

@@ -53,10 +53,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from kg.ids import PHENOTYPIC_ABNORMALITY  # noqa: E402
 from kg.text.linker import Linker, Mention, TermLabels  # noqa: E402
 from kg.text.negation import detect  # noqa: E402
 
-PHENOTYPIC_ABNORMALITY = "HP:0000118"
 DEFAULT_GSC = ROOT.parent / "shared" / "data" / "GSCplus_dev_gold.tsv"
 if not DEFAULT_GSC.exists():
     DEFAULT_GSC = Path("/work/shared/data/GSCplus_dev_gold.tsv")

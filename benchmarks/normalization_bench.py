@@ -65,7 +65,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from kg.analysis.normalize import Normalizer, prepare_mention  # noqa: E402
 from kg.analysis.ontology import OntologyView  # noqa: E402
 from kg.analysis.search import FusionModel, LexicalIndex, Searcher, SemanticIndex, TermScores, content_tokens  # noqa: E402
-from kg.ingest.obo import TermRow, parse_obo, sha256_file, shipped_file  # noqa: E402
+from kg.ingest.obo import parse_obo, sha256_file, shipped_file  # noqa: E402
+from kg.terms import TermRow  # noqa: E402
 
 DEFAULT_GOLD = ROOT.parent / "shared" / "data" / "GSCplus_dev_gold.tsv"
 if not DEFAULT_GOLD.exists():

@@ -40,7 +40,7 @@ GRANULARITIES = ("coarse", "medium", "fine")
 
 def phenokg(*args: str, capture: bool = True) -> str:
     """Run a ``phenokg`` command; return its stdout (raise with its stderr on failure)."""
-    cmd = [sys.executable, "-m", "app.cli", *args]
+    cmd = [sys.executable, "-m", "app.cli.main", *args]
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=capture, text=True, cwd=REPO,
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})

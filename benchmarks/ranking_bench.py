@@ -68,7 +68,6 @@ from kg.analysis.ranking import DEFAULT_METHOD, METHODS, RankingIndex, RankMetho
 from kg.analysis.semsim import SemSimIndex
 from kg.analysis.snapshot import Annotation, DiseaseInfo, GraphSnapshot, TermInfo
 
-PHENOTYPIC_ABNORMALITY = "HP:0000118"
 FAMILIES = ("exact", "noisy", "absent", "excluded_neighbour")
 
 

@@ -67,7 +67,7 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def phenokg(home: Path, *args: str, timeout: float = 1800) -> str:
-    cmd = [sys.executable, "-m", "app.cli", *args]
+    cmd = [sys.executable, "-m", "app.cli.main", *args]
     say("$ phenokg " + " ".join(args))
     out = subprocess.run(cmd, env=_env(home), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     servers: dict[str, Any] = {}
     info = machine()
     try:
-        status = subprocess.run([sys.executable, "-m", "app.cli", "db", "status", "--json"], env=_env(home),
+        status = subprocess.run([sys.executable, "-m", "app.cli.main", "db", "status", "--json"], env=_env(home),
                                 cwd=ROOT, capture_output=True, text=True, timeout=60)
         if status.returncode != 0 or not json.loads(status.stdout or "{}").get("running"):
             phenokg(home, "db", "start")

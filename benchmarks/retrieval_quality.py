@@ -88,7 +88,7 @@ def _env(home: Path) -> dict[str, str]:
 
 def phenokg(home: Path, *args: str, timeout: float = 1800) -> str:
     say("$ phenokg " + " ".join(args))
-    out = subprocess.run([sys.executable, "-m", "app.cli", *args], env=_env(home), cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "app.cli.main", *args], env=_env(home), cwd=ROOT, capture_output=True,
                          text=True, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"phenokg {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
@@ -97,7 +97,7 @@ def phenokg(home: Path, *args: str, timeout: float = 1800) -> str:
 
 def prepare_home(home: Path, build: bool) -> bool:
     """Start the embedded database unless it runs (True: this script started it); build and import if asked."""
-    status = subprocess.run([sys.executable, "-m", "app.cli", "db", "status", "--json"], env=_env(home), cwd=ROOT,
+    status = subprocess.run([sys.executable, "-m", "app.cli.main", "db", "status", "--json"], env=_env(home), cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     started = status.returncode != 0 or not json.loads(status.stdout or "{}").get("running")
     if started:

@@ -1,7 +1,8 @@
-"""Plain data views that training code consumes (no torch, no graph).
+"""Plain data the trainer and captioner consume (no torch, no graph): a phenotype's attributes and a disease's
+typical and excluded sets.
 
-``kg`` builds these from the graph; ``models`` only ever sees them, so every model component is testable on
-in-memory data. This module imports nothing but the standard library, so ``kg`` may import it freely.
+The app builds them from ``kg.repo.training_views`` records (which mirror them; ``kg`` never imports
+``models``), so every model component is testable on in-memory data.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The per-snapshot indexes the API serves from, built once per graph build stamp and shared by every route
-(one instance per app, created in the lifespan, handed to routes by :data:`app.deps.ServicesDep`)."""
+(one instance per app, created in the lifespan, handed to routes by :data:`app.api.deps.ServicesDep`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.schemas_terms import DiseaseRelation, PhenotypeDisease
-from app.search_service import SearchService
+from app.schemas.terms import DiseaseRelation, PhenotypeDisease
+from app.services.search import SearchService
 from kg.analysis.hierarchy import descendants
 from kg.analysis.ranking import RankingIndex
 from kg.analysis.semsim import SemSimIndex

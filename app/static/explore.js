@@ -305,7 +305,7 @@ async function showDisease(id) {
 }
 
 // ---------------------------------------------------------------- image retrieval
-/* POST /retrieval/image (app/schemas_retrieval.py): phenotypes grounded in the evidence graph, what the nearest
+/* POST /retrieval/image (app/schemas/retrieval.py): phenotypes grounded in the evidence graph, what the nearest
    evidence rules out, findings ranked by the likelihood ranker, the nearest evidence images. */
 const RETRIEVAL_QUERY = { k: 10, findings: 5, evidence: 6 };
 

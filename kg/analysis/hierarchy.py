@@ -15,12 +15,12 @@ import networkx as nx
 
 from kg.analysis.ontology import OntologyView
 from kg.analysis.snapshot import TermInfo
+from kg.ids import canonical_hpo_id
 
 __all__ = [
     "CommonAncestors",
     "IsAPath",
     "TermResolution",
-    "canonical_hpo_id",
     "common_ancestors",
     "descendants",
     "is_a_path",
@@ -153,14 +153,6 @@ class TermResolution:
     current: str | None
     resolved_from: Literal["alt_id", "replaced_by"] | None
     obsolete: bool
-
-
-def canonical_hpo_id(raw: str) -> str:
-    """``hp:0002202`` / ``HP_0002202`` → ``HP:0002202`` (other text is returned stripped, unchanged)."""
-    text = raw.strip()
-    if len(text) == 10 and text[:2].upper() == "HP" and text[2] in ":_" and text[3:].isdigit():
-        return "HP:" + text[3:]
-    return text
 
 
 def resolve_term(view: OntologyView, raw: str, terms: Mapping[str, TermInfo]) -> TermResolution:

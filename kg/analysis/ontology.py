@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from kg.errors import ValidationError
-from kg.ingest.obo import PHENOTYPIC_ABNORMALITY, ROOT_ID, TermRow
+from kg.ids import PHENOTYPIC_ABNORMALITY, ROOT_ID
+from kg.terms import TermRow
 
 
 @dataclass

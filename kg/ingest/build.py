@@ -20,12 +20,13 @@ from kg.analysis.ontology import OntologyView
 from kg.errors import SourceFormatError
 from kg.ingest.genes import parse_disease_genes
 from kg.ingest.hpoa import AnnotationRow, FoldedEdge, HpoaHeader, diseases, fold, parse_hpoa
-from kg.ingest.obo import ReleaseInfo, TermRow, parse_obo, sha256_file, shipped_file
+from kg.ingest.obo import ReleaseInfo, parse_obo, sha256_file, shipped_file
 from kg.ingest.sync import BATCH, apply, clean, diff_items
 from kg.ingest.xray_pack import XrayPack, load_pack, pack_rows, validate_pack
 from kg.store import queries as Q
 from kg.store.graph import Graph
 from kg.store.migrations import migrate
+from kg.terms import TermRow
 from kg.timing import StageTimer
 
 log = logging.getLogger(__name__)

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from kg.errors import ValidationError
-from kg.ingest.blobs import BlobStore
 from kg.ingest.evidence_rows import EvidenceRow, RowError
 from kg.ingest.evidence_stream import LabelledRow, LabelLink, Relation, StreamReport, import_stream
 from kg.ingest.table_stream import Record, TableStream, column_key
 from kg.ingest.xray_pack import XrayFinding, XrayPack, load_pack
 from kg.store import queries as Q
+from kg.store.blobs import BlobStore
 from kg.store.graph import Graph
 
 __all__ = [

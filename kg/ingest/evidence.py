@@ -7,8 +7,8 @@
    whole file raise :class:`~kg.errors.SourceFormatError` before anything is written (see
    :mod:`kg.ingest.evidence_rows`).
 2. Each row's image (local path relative to the input file, ``file://`` URI, or ``http(s)://`` URL) is read,
-   checked with Pillow and put into the :class:`~kg.ingest.blobs.BlobStore` under its sha256 (see
-   :mod:`kg.ingest.blobs`); the graph only holds the hash and the URI, never the bytes.
+   checked with Pillow and put into the :class:`~kg.store.blobs.BlobStore` under its sha256 (see
+   :mod:`kg.store.blobs`); the graph only holds the hash and the URI, never the bytes.
 3. The evidence id is a hash of (image sha256, caption, source): the same image with another caption is
    another ``Evidence`` node.  Existing nodes are never modified (the first import wins).
 4. The caption goes through the :class:`~kg.text.linker.Linker`: asserted mentions become
@@ -34,7 +34,10 @@ from typing import Any, Final
 
 from tqdm import tqdm
 
-from kg.ingest.blobs import (
+from kg.ids import PHENOTYPIC_ABNORMALITY
+from kg.ingest.evidence_rows import ALIASES, FIELDS, FORMATS, EvidenceRow, RowError, read_evidence_rows
+from kg.store import queries as Q
+from kg.store.blobs import (
     HTTP_TIMEOUT_S,
     IMAGE_FORMATS,
     MAX_IMAGE_BYTES,
@@ -48,8 +51,6 @@ from kg.ingest.blobs import (
     inspect_image,
     load_image,
 )
-from kg.ingest.evidence_rows import ALIASES, FIELDS, FORMATS, EvidenceRow, RowError, read_evidence_rows
-from kg.store import queries as Q
 from kg.store.graph import Graph
 from kg.text.linker import Linker, Mention, TermLabels
 
@@ -62,7 +63,6 @@ __all__ = [
     "MAX_IMAGE_BYTES",
     "MAX_IMAGE_PIXELS",
     "MAX_IMAGE_SIDE",
-    "PHENOTYPIC_ABNORMALITY",
     "BlobStore",
     "EvidenceRow",
     "ImageError",
@@ -79,7 +79,6 @@ __all__ = [
     "read_evidence_rows",
 ]
 
-PHENOTYPIC_ABNORMALITY: Final = "HP:0000118"
 _BATCH: Final = 1000
 _ID_CHUNK: Final = 1000
 

@@ -29,10 +29,10 @@ from typing import Any, Final, Literal
 
 from tqdm import tqdm
 
-from kg.ingest.blobs import BlobStore, ImageError, StoredImage, load_image
 from kg.ingest.evidence import ImportReport, evidence_id, write_missing_links
 from kg.ingest.evidence_rows import EvidenceRow, RowError
 from kg.store import queries as Q
+from kg.store.blobs import BlobStore, ImageError, StoredImage, load_image
 from kg.store.graph import Graph
 from kg.text.linker import Linker
 
@@ -82,7 +82,7 @@ class StreamReport(ImportReport):
 
 
 def image_uri(ref: str, base_dir: Path) -> str | None:
-    """The URI :func:`~kg.ingest.blobs.load_image` would give ``ref``, without reading it (``None``: a reference
+    """The URI :func:`~kg.store.blobs.load_image` would give ``ref``, without reading it (``None``: a reference
     that load_image refuses, which is then reported when it is read)."""
     parts = urllib.parse.urlsplit(ref)
     scheme = parts.scheme.lower()

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kg.errors import SourceFormatError
-from kg.ingest.obo import HPO_ID, shipped_file
+from kg.ids import HPO_ID
+from kg.ingest.obo import shipped_file
 
 COLUMNS = ("database_id", "disease_name", "qualifier", "hpo_id", "reference", "evidence", "onset",
            "frequency", "sex", "modifier", "aspect", "biocuration")

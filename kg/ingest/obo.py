@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,26 +15,8 @@ from pathlib import Path
 import pronto
 
 from kg.errors import SourceFormatError
-
-HPO_ID = re.compile(r"^HP:\d{7}$")
-ROOT_ID = "HP:0000001"
-PHENOTYPIC_ABNORMALITY = "HP:0000118"
-
-
-@dataclass(frozen=True, slots=True)
-class TermRow:
-    id: str
-    name: str
-    definition: str | None = None
-    synonyms: tuple[str, ...] = ()
-    synonym_scopes: tuple[str, ...] = ()  # EXACT / RELATED / BROAD / NARROW, parallel to synonyms
-    xrefs: tuple[str, ...] = ()
-    comment: str | None = None
-    obsolete: bool = False
-    alt_ids: tuple[str, ...] = ()
-    replaced_by: str | None = None
-    consider: tuple[str, ...] = ()
-    parents: tuple[str, ...] = ()
+from kg.ids import is_hpo_id
+from kg.terms import TermRow
 
 
 @dataclass(frozen=True)
@@ -138,7 +119,7 @@ def iter_terms(ontology: pronto.Ontology, path: Path) -> Iterator[TermRow]:
     for term in ontology.terms():
         if not term.id.startswith("HP:"):
             continue
-        if not HPO_ID.match(term.id):
+        if not is_hpo_id(term.id):
             raise SourceFormatError(path, _line_of(path, term.id), f"malformed HPO id {term.id!r}")
         if not term.name:
             raise SourceFormatError(path, _line_of(path, term.id), f"term {term.id} has no name")

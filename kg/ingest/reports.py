@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from kg.errors import ValidationError
-from kg.ingest.blobs import BlobStore
 from kg.ingest.evidence_rows import EvidenceRow, RowError
 from kg.ingest.evidence_stream import StreamReport, import_stream
 from kg.ingest.table_stream import Record, TableStream, column_key
+from kg.store.blobs import BlobStore
 from kg.store.graph import Graph
 from kg.text.linker import Linker
 

@@ -23,12 +23,12 @@ from typing import Literal, NamedTuple, TypedDict
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kg import errors
+from kg.ids import is_hpo_id
 
 __all__ = [
     "DEFINING_FREQUENCY",
     "DEFINING_RATIONALE",
     "FINDING_ID_RE",
-    "HPO_ID_RE",
     "PACK_SOURCE",
     "FindingRow",
     "LinkRow",
@@ -47,7 +47,6 @@ __all__ = [
     "validate_pack",
 ]
 
-HPO_ID_RE = re.compile(r"^HP:\d{7}$")
 FINDING_ID_RE = re.compile(r"^CXR:[a-z][a-z0-9_]*$")
 PACK_SOURCE = "CXR_PACK"
 # A finding's defining term is obligate for it: the Pneumonia phenotype always goes with the Pneumonia finding.
@@ -156,7 +155,7 @@ def structural_errors(pack: XrayPack) -> list[str]:
         for list_name, ids in _lists(f):
             counted: set[str] = set()
             for hpo_id in ids:
-                if not HPO_ID_RE.match(hpo_id):
+                if not is_hpo_id(hpo_id):
                     errors.append(f"{f.id} {list_name}: malformed id {hpo_id!r} (expected HP: and 7 digits)")
                 if hpo_id in counted:
                     errors.append(f"{f.id} {list_name}: {hpo_id} is listed more than once")
@@ -183,7 +182,7 @@ def pack_errors(pack: XrayPack, known_ids: Mapping[str, str | None]) -> list[str
     for f in pack.findings:
         for list_name, ids in _lists(f):
             for hpo_id in dict.fromkeys(ids):
-                if not HPO_ID_RE.match(hpo_id):
+                if not is_hpo_id(hpo_id):
                     continue  # already reported as malformed
                 if hpo_id not in known_ids:
                     errors.append(f"{f.id} {list_name}: {hpo_id} is not an id of the loaded ontology")

@@ -16,7 +16,7 @@ from typing import Any, Final, LiteralString
 
 from kg.analysis.snapshot import GraphSnapshot
 from kg.store.graph import Graph
-from kg.text.linker import normalise_token
+from kg.tokens import normalise_token
 
 ASPECTS: Final = ("P", "I", "C", "M", "H")
 

@@ -1,6 +1,6 @@
 """Training jobs, graph side: ``(:TrainingJob)`` nodes (no torch, no Ray).
 
-A job is submitted by the API and runs on Ray (:mod:`app.jobs`); the graph keeps its whole record, so a restart
+A job is submitted by the API and runs on Ray (:mod:`app.services.jobs`); the graph keeps its whole record, so a restart
 of the API or of Ray loses no history::
 
     (:TrainingJob {id, kind, status, progress, step, total_steps, metrics, history, log_tail, config,

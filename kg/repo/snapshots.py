@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 from kg.analysis.ontology import OntologyView
 from kg.analysis.snapshot import Annotation, DiseaseInfo, GraphSnapshot, TermInfo
-from kg.ingest.obo import TermRow
 from kg.store import queries as Q
 from kg.store.graph import Graph
+from kg.terms import TermRow
 
 __all__ = ["Annotation", "DiseaseInfo", "GraphSnapshot", "SnapshotCache", "TermInfo", "load_snapshot"]
 

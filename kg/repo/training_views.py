@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Final, TypedDict
+from typing import Any, TypedDict
 
+from kg.ids import PHENOTYPIC_ABNORMALITY
 from kg.store import queries as Q
 from kg.store.graph import Graph
 
@@ -43,7 +44,6 @@ __all__ = [
     "phenotype_names",
 ]
 
-PHENOTYPIC_ABNORMALITY: Final = "HP:0000118"
 
 
 class PhenotypeView(TypedDict):
@@ -202,9 +202,9 @@ def _extra(value: Any) -> dict[str, Any]:
 def evidence_items(graph: Graph, *, blob_root: Path | None = None, source: str | None = None,
                    split: str | None = None) -> list[EvidenceView]:
     """Every evidence item (of ``source``; of ``split`` per its extra field) with its linked phenotype ids
-    (sorted), by id. ``blob_root``: the :class:`kg.ingest.blobs.BlobStore` root, to fill ``blob_path`` (the file may
+    (sorted), by id. ``blob_root``: the :class:`kg.store.blobs.BlobStore` root, to fill ``blob_path`` (the file may
     be missing on this machine)."""
-    from kg.ingest.blobs import BlobStore
+    from kg.store.blobs import BlobStore
 
     store = BlobStore(blob_root) if blob_root is not None else None
     links: dict[str, dict[str, set[str]]] = {}

@@ -178,10 +178,6 @@ EVIDENCE_IMAGE: Final[LiteralString] = """
 MATCH (e:Evidence {id: $id})
 RETURN e.sha256 AS sha256, e.image_format AS format
 """
-EVIDENCE_FOR_PHENOTYPE: Final[LiteralString] = """
-MATCH (e:Evidence)-[s:SHOWS]->(p:Phenotype {id: $id})
-RETURN e {.*} AS evidence, s.matched AS matched ORDER BY e.id SKIP $skip LIMIT $limit
-"""
 
 # ---- in-memory snapshot for hot read paths (one collected row per query) -------------------------
 SNAPSHOT_PHENOTYPES: Final[LiteralString] = """

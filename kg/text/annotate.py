@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from kg.analysis.snapshot import GraphSnapshot
-from kg.ingest.obo import PHENOTYPIC_ABNORMALITY
+from kg.ids import PHENOTYPIC_ABNORMALITY
 from kg.text.linker import Linker, TermLabels
 
 LINKER_KEY: Final = "linker"

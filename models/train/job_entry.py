@@ -1,6 +1,6 @@
 """The entrypoint of a training job on Ray: ``python -m models.train.job_entry JOB_DIR``.
 
-The API (:mod:`app.jobs`) writes ``JOB_DIR/spec.json`` and the job's data file (a views file for a knowledge
+The API (:mod:`app.services.jobs`) writes ``JOB_DIR/spec.json`` and the job's data file (a views file for a knowledge
 encoder, a clip data file for an image–text model) and submits this module as a Ray job. It trains with the
 existing runs (:func:`models.train.knowledge_run.run_knowledge_training`,
 :func:`models.train.clip_run.run_clip_training`) into the model directory the spec names, and leaves:
@@ -33,10 +33,10 @@ from typing import Any, Final, cast
 
 from kg.errors import ValidationError
 from models.registry import write_json_atomic
+from models.train.job_spec import SPEC_FILE, JobSpec
 
 __all__ = ["CLIP_DATA_FORMAT", "RESULT_FILE", "SPEC_FILE", "main", "read_clip_data_file", "write_clip_data_file"]
 
-SPEC_FILE: Final = "spec.json"
 RESULT_FILE: Final = "result.json"
 PID_FILE: Final = "entry.pid"
 CLIP_DATA_FORMAT: Final = "phenokg-clip-data/1"
@@ -81,41 +81,41 @@ def read_clip_data_file(path: str | Path) -> tuple[Any, Any | None]:
     return part(doc["train"]), part(doc["eval"]) if doc.get("eval") else None
 
 
-def _run_knowledge(spec: Mapping[str, Any]) -> dict[str, Any]:
+def _run_knowledge(spec: JobSpec) -> dict[str, Any]:
     from models.train.knowledge import KnowledgeTrainConfig
     from models.train.knowledge_eval import read_gold_mentions
     from models.train.knowledge_run import run_knowledge_training
     from models.views import read_views_file
 
-    options = spec.get("options") or {}
-    config = KnowledgeTrainConfig.from_dict(dict(spec["train"]))
-    attributes, redirects, info = read_views_file(spec["data_file"])
+    options = spec.options
+    config = KnowledgeTrainConfig.from_dict(spec.train)
+    attributes, redirects, info = read_views_file(spec.data_file)
     gold = Path(options["gold"]) if options.get("gold") else None
     mentions = read_gold_mentions(gold) if gold is not None else []
-    _log(f"training knowledge encoder {spec['model_id']} on {len(attributes)} phenotypes")
+    _log(f"training knowledge encoder {spec.model_id} on {len(attributes)} phenotypes")
     result = run_knowledge_training(
-        attributes, config, Path(spec["out_dir"]), held_out_fraction=float(options.get("held_out_fraction", 0.05)),
-        mentions=mentions, gold_path=gold, redirects=redirects, data_info={**info, "job": spec["job_id"]},
-        model_id=spec["model_id"], device=options.get("device", "auto"),
+        attributes, config, Path(spec.out_dir), held_out_fraction=float(options.get("held_out_fraction", 0.05)),
+        mentions=mentions, gold_path=gold, redirects=redirects, data_info={**info, "job": spec.job_id},
+        model_id=spec.model_id, device=spec.device,
         evaluate_base=bool(options.get("baseline", True)), progress=False)
     return {"model_id": result.model_id, "out_dir": str(result.out_dir), "data_hash": result.data_hash,
             "headline": result.metrics.get("headline", {})}
 
 
-def _run_clip(spec: Mapping[str, Any]) -> dict[str, Any] | None:
+def _run_clip(spec: JobSpec) -> dict[str, Any] | None:
     from models.train.clip_data import CaptionSource
     from models.train.clip_run import run_clip_training
     from models.train.clip_train import ClipTrainConfig, dist_info
 
-    options = spec.get("options") or {}
-    config = ClipTrainConfig.from_dict(dict(spec["train"]))
-    train, eval_data = read_clip_data_file(spec["data_file"])
-    train.info["job"] = spec["job_id"]
-    _log(f"training clip model {spec['model_id']} on {len(train.views)} items")
+    options = spec.options
+    config = ClipTrainConfig.from_dict(spec.train)
+    train, eval_data = read_clip_data_file(spec.data_file)
+    train.info["job"] = spec.job_id
+    _log(f"training clip model {spec.model_id} on {len(train.views)} items")
     result = run_clip_training(
-        train, config, Path(spec["out_dir"]), captions=cast("CaptionSource", options.get("captions", "stored")),
-        eval_data=eval_data, ks=tuple(options.get("k", (1, 5, 10))), model_id=spec["model_id"],
-        device=options.get("device", "auto"), progress=False)
+        train, config, Path(spec.out_dir), captions=cast("CaptionSource", options.get("captions", "stored")),
+        eval_data=eval_data, ks=tuple(options.get("k", (1, 5, 10))), model_id=spec.model_id,
+        device=spec.device, progress=False)
     if dist_info()[0] != 0:
         return None
     return {"model_id": result.model_id, "out_dir": str(result.out_dir), "data_hash": result.data_hash,
@@ -132,10 +132,15 @@ def _torchrun(job_dir: Path, gpus: int) -> int:
 
 def run(job_dir: Path) -> int:
     """Run the job in ``job_dir``; 0 on success."""
-    spec = json.loads((job_dir / SPEC_FILE).read_text(encoding="utf-8"))
     rank = int(os.environ.get("RANK", "0"))
-    gpus = int((spec.get("options") or {}).get("gpus") or 0)
-    if spec["kind"] == "clip" and gpus > 1 and "RANK" not in os.environ:
+    try:
+        spec = JobSpec.read(job_dir)
+    except ValidationError as exc:
+        if rank == 0:
+            write_json_atomic(job_dir / RESULT_FILE, {"status": "failed", "error": str(exc)})
+        return 1
+    gpus = int(spec.options.get("gpus") or 0)
+    if spec.kind == "clip" and gpus > 1 and "RANK" not in os.environ:
         (job_dir / PID_FILE).write_text(str(os.getpid()), encoding="utf-8")
         code = _torchrun(job_dir, gpus)
         if code != 0 and not (job_dir / RESULT_FILE).exists():
@@ -144,12 +149,7 @@ def run(job_dir: Path) -> int:
     if rank == 0:
         (job_dir / PID_FILE).write_text(str(os.getpid()), encoding="utf-8")
     try:
-        if spec["kind"] == "knowledge-encoder":
-            outcome: dict[str, Any] | None = _run_knowledge(spec)
-        elif spec["kind"] == "clip":
-            outcome = _run_clip(spec)
-        else:
-            raise ValidationError(f"unknown job kind {spec['kind']!r}")
+        outcome = _run_knowledge(spec) if spec.kind == "knowledge-encoder" else _run_clip(spec)
     except Exception as exc:
         traceback.print_exc()
         if rank == 0:

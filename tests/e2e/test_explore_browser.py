@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from app.config import AppSettings
+from app.core.config import AppSettings
 from app.main import create_app
 from kg.config import GraphSettings
 from kg.repo import jobs as J
@@ -249,7 +249,7 @@ def test_out_of_domain_answer_with_ranked_findings(page: Any, base_url: str, tmp
     """What a trained chest X-ray model answers for an image unlike its evidence, with findings: the live answer
     (checked against the response model) amended as such a model would send it, served to the page in place of
     the server's."""
-    from app.schemas_retrieval import FindingHit, RetrievalResponse
+    from app.schemas.retrieval import FindingHit, RetrievalResponse
 
     image = tmp_path / "not-a-chest.png"
     image.write_bytes(png_bytes(250))

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import AppSettings
+from app.core.config import AppSettings
 from app.main import create_app
 from kg.config import GraphSettings
 from kg.ingest.build import build

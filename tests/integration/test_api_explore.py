@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import AppSettings
+from app.api.routes.explore import SAVED_QUERIES, parse_saved_queries
+from app.core.config import AppSettings
 from app.main import create_app
-from app.routes.explore import SAVED_QUERIES, parse_saved_queries
 from kg.config import GraphSettings
 from kg.store.graph import Graph
 from tests.helpers import assert_problem, clear_graph

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import AppSettings
+from app.core.config import AppSettings
 from app.main import create_app
 from kg.config import GraphSettings
 from kg.ingest.build import build

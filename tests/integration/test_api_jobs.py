@@ -1,6 +1,6 @@
 """Training jobs on a real local Ray head, over the real API and the real embedded graph, on the CPU.
 
-One Ray head for the module (phenokg's own :class:`app.jobs.ray_head.LocalRayHead`, stopped at the end); the
+One Ray head for the module (phenokg's own :class:`app.services.jobs.ray_head.LocalRayHead`, stopped at the end); the
 apps reach it through ``RAY_ADDRESS``. Jobs train the tiny random BERT of ``tiny_bert_dir`` on the mini graph.
 Covered: auth (401/403), config validation (422), submit → progress → succeeded → ModelVersion registered and
 linked → activate; two image–text jobs whose activation switches what image retrieval answers; cancel; the
@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import AppSettings
-from app.jobs.ray_head import LocalRayHead, dashboard_ready
+from app.core.config import AppSettings
 from app.main import create_app
+from app.services.jobs.ray_head import LocalRayHead, dashboard_ready
 from kg.config import GraphSettings
 from kg.repo import jobs as J
 from kg.store.graph import Graph

@@ -27,9 +27,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.config import AppSettings
+from app.core.config import AppSettings
 from app.main import create_app
-from app.retrieval import NO_MODEL, RetrievalService
+from app.services.retrieval import NO_MODEL, RetrievalService
 from app.services.training import load_clip_data
 from kg.config import GraphSettings
 from kg.ingest.build import build

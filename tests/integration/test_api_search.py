@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import AppSettings
-from app.embedding_service import ensure_embeddings
+from app.core.config import AppSettings
 from app.main import create_app
+from app.services.embeddings import ensure_embeddings
 from kg.config import GraphSettings
 from kg.ingest.build import build
 from kg.repo.embeddings import embedding_meta, stale_terms

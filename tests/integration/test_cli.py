@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-PHENOKG = [sys.executable, "-m", "app.cli"]
+PHENOKG = [sys.executable, "-m", "app.cli.main"]
 
 
 def run(home: Path, *args: str, env: dict[str, str] | None = None,

@@ -17,7 +17,7 @@ from kg.store.graph import Graph
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-PHENOKG = [sys.executable, "-m", "app.cli"]
+PHENOKG = [sys.executable, "-m", "app.cli.main"]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-PHENOKG = [sys.executable, "-m", "app.cli"]
+PHENOKG = [sys.executable, "-m", "app.cli.main"]
 
 
 def run(home: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -223,7 +223,7 @@ def test_clip_import_train_evaluate(home: Path, tiny_bert_dir: Path, tmp_path: P
 
 @pytest.mark.slow  # two ranks, each importing torch + transformers: ~40 s on 2 cores
 def test_train_clip_under_torchrun(home: Path, tiny_bert_dir: Path, tmp_path: Path) -> None:
-    """`torchrun --nproc_per_node 2 -m app.cli train clip`: gloo DDP, one registration by rank 0."""
+    """`torchrun --nproc_per_node 2 -m app.cli.main train clip`: gloo DDP, one registration by rank 0."""
     npz = _tiny_npz(tmp_path / "ddp.npz")
     imp = run(home, "evidence", "import-npz", str(npz), "--labels", "0=OMIM:100001,1=ORPHA:200002", "--license",
               "CC0", "--dataset", "tinyddp", "--splits", "train,test", "--quiet")
@@ -233,7 +233,7 @@ def test_train_clip_under_torchrun(home: Path, tiny_bert_dir: Path, tmp_path: Pa
                 "OMP_NUM_THREADS": "1"})
     out_dir = tmp_path / "ddp-model"
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "app.cli",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "app.cli.main",
          "train", "clip", "--source", "tinyddp", "--image-size", "32", "--max-steps", "2", "--batch-size", "4",
          "--text-model", str(tiny_bert_dir), "--out", str(out_dir), "--quiet"],
         capture_output=True, text=True, env=env, timeout=600, cwd=Path(__file__).parents[2])

@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from app.cli import app as cli_app
-from app.cli_support import settings
+from app.cli.main import app as cli_app
+from app.cli.support import settings
 from kg.config import GraphSettings
 from kg.ingest.build import build
 from kg.ingest.chexpert import import_chexpert

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from app.config import AppSettings
+from app.core.config import AppSettings
 from app.main import create_app
 
 

@@ -1,8 +1,8 @@
-"""How the CLI maps failures to exit codes (app.cli_support): input 2, other expected failures 1, bugs raise."""
+"""How the CLI maps failures to exit codes (app.cli.support): input 2, other expected failures 1, bugs raise."""
 
 from __future__ import annotations
 
-from app.cli_support import exit_code, message
+from app.cli.support import exit_code, message
 from kg.errors import GraphUnavailableError, NotFoundError, SourceFormatError, ValidationError
 from kg.ingest.xray_pack import PackValidationError
 

@@ -1,5 +1,5 @@
 """Unit tests without a database: row readers (kg.ingest.evidence_rows), image loading and the blob store
-(kg.ingest.blobs), evidence ids and the re-exports of kg.ingest.evidence."""
+(kg.store.blobs), evidence ids and the re-exports of kg.ingest.evidence."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ import pytest
 from PIL import Image
 
 from kg.errors import SourceFormatError
-from kg.ingest import blobs, evidence, evidence_rows
-from kg.ingest.blobs import BlobStore, ImageError, fetch_url, inspect_image, load_image
+from kg.ingest import evidence, evidence_rows
 from kg.ingest.evidence import evidence_id
 from kg.ingest.evidence_rows import EvidenceRow, RowError, read_evidence_rows
+from kg.store import blobs
+from kg.store.blobs import BlobStore, ImageError, fetch_url, inspect_image, load_image
 
 
 def png(color: int = 128, size: tuple[int, int] = (8, 6), mode: str = "L") -> bytes:

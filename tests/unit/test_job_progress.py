@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from app.jobs.progress import MetricsFollower, Progress
+from app.services.jobs.progress import MetricsFollower, Progress
 
 
 def _line(step: int, **extra: object) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kg.text.linker import AMBIGUOUS_SURFACES, Linker, Mention, TermLabels, normalise_token
+from kg.text.linker import AMBIGUOUS_SURFACES, Linker, Mention, TermLabels
+from kg.tokens import normalise_token
 
 TERMS = [
     TermLabels("HP:0002090", "Pneumonia", ("Pneumonitis, infectious",)),

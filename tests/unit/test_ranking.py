@@ -13,7 +13,7 @@ from kg.analysis.ontology import OntologyView
 from kg.analysis.ranking import RankedDisease, RankedQuery, RankingIndex, RankingParams
 from kg.analysis.snapshot import Annotation, DiseaseInfo, GraphSnapshot
 from kg.errors import ValidationError
-from kg.ingest.obo import TermRow
+from kg.terms import TermRow
 
 # All ─ PA ─┬─ A ─┬─ A1 ─┬─ A1a (alt id HP:0000010)
 #           │     │      └─ A1b

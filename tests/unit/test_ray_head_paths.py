@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.jobs.ray_head import MAX_TEMP_DIR, LocalRayHead
+from app.services.jobs.ray_head import MAX_TEMP_DIR, LocalRayHead
 
 #: The longest socket path Ray makes below its temp directory (seen in a head.log: a 7-digit pid here).
 RAY_SOCKET_SUFFIX = "/session_2026-12-07_01-43-02_801490_1954400/sockets/dash_MetricsHead"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kg.analysis.search import FusionModel, LexicalIndex, Searcher, SemanticIndex, content_tokens, parse_id
-from kg.ingest.obo import TermRow
+from kg.terms import TermRow
 
 TERMS = [
     TermRow("HP:0000001", "All"),

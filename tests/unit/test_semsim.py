@@ -11,7 +11,7 @@ import pytest
 from kg.analysis.ontology import OntologyView
 from kg.analysis.semsim import SemSimIndex, combine_scores
 from kg.errors import ValidationError
-from kg.ingest.obo import TermRow
+from kg.terms import TermRow
 
 # All ─ PA ─┬─ A ─┬─ A1 ─┬─ A1a
 #           │     │      └─ A1b

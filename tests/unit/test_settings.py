@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import AppSettings
+from app.core.config import AppSettings
 from kg.config import GraphSettings
 
 OUR_VARIABLES = ("PHENOKG_HOME", "XDG_DATA_HOME", "TITLE", "PHENOKG_TITLE")

@@ -1,4 +1,4 @@
-"""Upload checks of the retrieval API (app.uploads) on real image bytes: type sniffing, lying types,
+"""Upload checks of the retrieval API (app.services.uploads) on real image bytes: type sniffing, lying types,
 truncation, decompression bombs and the size cap."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from app.uploads import UploadError, decode_upload, sniff
+from app.services.uploads import UploadError, decode_upload, sniff
 
 CAP_BYTES, CAP_PIXELS = 1_000_000, 4_000_000
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
-from kg.text.linker import normalise_token
+from kg.tokens import normalise_token
 
 Field = Literal["id", "alt_id", "replaced_id", "name", "synonym", "definition"]
 FIELDS: Final[tuple[str, ...]] = ("id", "alt_id", "replaced_id", "name", "synonym", "definition")
@@ -123,10 +123,6 @@ def content_tokens(text: str) -> list[str]:
     keys = word_keys(text)
     content = [k for k in keys if k not in STOPWORDS]
     return content or keys
-
-
-def exact_key(text: str) -> str:
-    return " ".join(content_tokens(text))
 
 
 def fold(text: str) -> str:

@@ -1,0 +1,1 @@
+"""The HTTP API: routes, their dependencies (``deps``), auth, problem responses and term-id resolution."""

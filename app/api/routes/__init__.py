@@ -1,0 +1,1 @@
+"""One router module per resource; :func:`app.main.create_app` includes them."""

@@ -1,1 +1,0 @@
-"""CLI commands that live with their feature; each module exposes ``register(app: typer.Typer)``."""
