@@ -18,7 +18,8 @@ from kg.store.embedded import free_port
 from kg.store.graph import Graph, connect
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
 PROBLEM = "application/problem+json"
 
 

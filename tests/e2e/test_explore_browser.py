@@ -76,7 +76,7 @@ def page(base_url: str) -> Iterator[Any]:
 
 def _record_finished_jobs(graph: Graph, job_dir: Path) -> None:
     """Two finished training-job records, as the job manager leaves them (a real run of each is in
-    tests/integration/test_api_jobs.py); finished, so the manager's poller leaves them alone."""
+    tests/integration/app/api/test_api_jobs.py); finished, so the manager's poller leaves them alone."""
     history = [{"step": s, "loss": 3.0 / s, "lr": 1e-4} for s in range(1, 21)]
     done = J.create_job(graph, J.TrainingJob(id="job-browser-done", kind="knowledge-encoder", job_dir=str(job_dir),
                                              model_id="knowledge-encoder-browser", total_steps=20))

@@ -28,10 +28,11 @@ from app.main import create_app
 from kg.config import GraphSettings
 from kg.ingest.build import build
 from kg.store.graph import Graph
+from tests.helpers import FIXTURES as FIXTURES_DIR
 from tests.helpers import clear_graph, serve_in_thread
 
 pytestmark = pytest.mark.integration
-FIXTURES = Path(__file__).parents[1] / "fixtures"
+FIXTURES = FIXTURES_DIR
 EXAMPLES = int(os.environ.get("PHENOKG_FUZZ_EXAMPLES", "15"))
 TIMEOUT_S = 600
 
@@ -102,7 +103,7 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "413", "415",
 
 # Write endpoints are fuzzed without the API token (a valid job would start real training on Ray): each must
 # answer 401 (no or another scheme) or 403 (a made-up token) with a problem body, never a 5xx;
-# tests/integration/test_api_jobs.py covers them with the token.
+# tests/integration/app/api/test_api_jobs.py covers them with the token.
 [[operations]]
 include-path-regex = "^/(jobs|models/[^/]+/activate)"
 include-method = "POST"
