@@ -109,7 +109,7 @@ def test_rank_explains_matches(client: TestClient) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["query"] == {"present": [PNEUMONIA, EFFUSION], "absent": [], "redirected": {EFFUSION_ALT: EFFUSION},
-                             "unknown": []}
+                             "unknown": [], "obsolete": []}
     assert body["candidates"] == 3
     first = body["results"][0]
     assert (first["rank"], first["id"], first["name"], first["source"]) == (1, "OMIM:100001", "Lung disease A",
@@ -182,8 +182,19 @@ def test_rank_reports_unknown_and_obsolete_ids(client: TestClient) -> None:
                                       "absent": [OBSOLETE_CONSIDER]}).json()
     assert body["query"]["present"] == [CARDIOMEGALY]
     assert body["query"]["redirected"] == {OBSOLETE_REPLACED: CARDIOMEGALY}
-    assert body["query"]["unknown"] == ["HP:9999999", OBSOLETE_CONSIDER]
+    assert body["query"]["unknown"] == ["HP:9999999"]
+    assert body["query"]["obsolete"] == [OBSOLETE_CONSIDER]  # obsolete without replacement: not "unknown"
     assert body["results"][0]["id"] == "ORPHA:200002"
+
+
+def test_rank_takes_every_id_spelling_terms_takes(client: TestClient) -> None:
+    """One HPO id rule for every endpoint: what GET /terms/{id} accepts, POST /rank accepts (canonicalised)."""
+    spellings = [PNEUMONIA.lower(), PNEUMONIA.replace(":", "_"), "hp_" + PNEUMONIA[3:]]
+    for spelling in spellings:
+        assert client.get(f"/terms/{spelling}").status_code == 200
+        response = client.post("/rank", json={"present": [spelling]})
+        assert response.status_code == 200, response.text
+        assert response.json()["query"]["present"] == [PNEUMONIA]
 
 
 @pytest.mark.parametrize("payload", [
