@@ -28,7 +28,7 @@ import random
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 import numpy as np
 
@@ -127,13 +127,45 @@ def _key(name: str) -> str:
     return " ".join(name.casefold().split())
 
 
+# Head nouns that follow an eponym ("Marfan syndrome", "Brushfield spots", "Sprengel anomaly"), and the
+# adjective endings that mark a generic first word before them ("Nephrotic syndrome", "Metabolic disease").
+_EPONYM_HEADS: Final = frozenset({
+    "syndrome", "disease", "anomaly", "malformation", "deformity", "sign", "phenomenon", "sequence", "spots",
+    "nodules", "bones", "ring", "pupil", "dystrophy", "palsy", "tumor", "tumour", "sarcoma", "lymphoma"})
+_ADJECTIVE_ENDINGS: Final = ("ic", "al", "ous", "ary", "ive", "ar", "ac", "oid", "ed", "ing")
+
+
+def _is_proper(first: str, rest: list[str]) -> bool:
+    """Whether a name's capitalised first word is a proper noun (an eponym) rather than sentence case."""
+    if sum(c.isupper() for c in first) > 1 or first[:1].isdigit():
+        return True  # an acronym (CHARGE, 22q11.2) or CamelCase (McCune-Albright)
+    if "'" in first or "’" in first:
+        return True  # a possessive: Down's syndrome
+    if "-" in first and all(part[:1].isupper() for part in first.split("-") if part):
+        return True  # Ehlers-Danlos, Charcot-Marie-Tooth
+    if not first[:1].isupper():
+        return False
+    if rest and len(rest[0]) > 1 and rest[0][:1].isupper() and rest[0][1:].islower():
+        return True  # a two-word name: Pierre Robin sequence, Treacher Collins syndrome
+    if first.casefold().endswith(_ADJECTIVE_ENDINGS):
+        return False
+    for word in (w.casefold().strip(",;:") for w in rest):  # past adjectives: Duchenne muscular dystrophy
+        if word in _EPONYM_HEADS:
+            return True
+        if not word.endswith(_ADJECTIVE_ENDINGS):
+            return False
+    return False
+
+
 def _lower_first(text: str) -> str:
-    """Lower-case the first letter for mid-sentence use, unless the first word looks like an acronym."""
+    """Lower-case the first letter for mid-sentence use when the name is a generic phrase ("Pneumonia",
+    "Aortic root aneurysm", "Chest radiograph"); names that start with a proper noun or an acronym are kept as
+    the ontology spells them ("Marfan syndrome", "Ehlers-Danlos syndrome", "CHARGE syndrome")."""
     text = " ".join(text.split())
     if not text:
         return text
-    first = text.split(" ", 1)[0]
-    if sum(c.isupper() for c in first) > 1 or any(c.isdigit() for c in first[:1]):
+    first, *rest = text.split(" ")
+    if _is_proper(first, rest):
         return text
     return text[0].lower() + text[1:]
 

@@ -220,3 +220,33 @@ def test_property_fine_caption_never_states_a_phenotype_present_and_absent(
         assert n.casefold() in absent_text.casefold()
     for _, n in c.present:
         assert n.casefold() in present_text.casefold()
+
+
+MARFAN = DiseaseSets("OMIM:154700", "Marfan syndrome", typical=(("HP:0001166", "Arachnodactyly"),
+                                                                  ("HP:0001083", "Ectopia lentis")))
+
+
+@pytest.mark.parametrize(("name", "mid_sentence"), [
+    ("Marfan syndrome", "Marfan syndrome"),
+    ("Ehlers-Danlos syndrome, classic type", "Ehlers-Danlos syndrome, classic type"),
+    ("Duchenne muscular dystrophy", "Duchenne muscular dystrophy"), ("Pierre Robin sequence", "Pierre Robin sequence"),
+    ("Brushfield spots", "Brushfield spots"), ("CHARGE syndrome", "CHARGE syndrome"),
+    ("Pneumonia", "pneumonia"), ("Nephrotic syndrome", "nephrotic syndrome"),
+    ("Chronic kidney disease", "chronic kidney disease"), ("Fragile X syndrome", "fragile X syndrome"),
+    ("Aortic root aneurysm", "aortic root aneurysm"), ("No finding", "no finding"),
+])
+def test_names_keep_proper_nouns_and_lower_generic_phrases(name: str, mid_sentence: str) -> None:
+    d = DiseaseSets("X:1", name, typical=(("HP:0001166", "Arachnodactyly"),))
+    texts = {caption(d, "coarse", seed, study="clinical presentation") for seed in range(20)}
+    assert any(mid_sentence in t for t in texts)
+    assert all(name.casefold() not in t.casefold() or mid_sentence in t or t.startswith(mid_sentence[:1].upper())
+               for t in texts)
+
+
+def test_marfan_captions_and_comparisons_spell_the_eponym() -> None:
+    texts = [caption(MARFAN, g, seed, study="clinical presentation") for g in ("coarse", "medium")
+             for seed in range(10)]
+    assert all("Marfan syndrome" in t and "marfan" not in t for t in texts)
+    assert any("arachnodactyly" in t for t in texts)  # phenotype names stay generic phrases
+    statements = compare(MARFAN, PNEUMONIA)
+    assert statements and all("marfan" not in c.text and "pneumonia" in c.text for c in statements)
