@@ -18,6 +18,10 @@ entry's typical and excluded sets also hold those of the Orphanet entry of the s
 curated separately and OMIM's are often sparse and without frequencies; pooling raised real-case top-3 by two
 points in both halves of the dev diseases (docs/benchmarks.md). Results carry ``pooled_with``.
 
+**One row per disease** (``rank(..., group=True)``, :mod:`.grouping`): the same pairs (kept in
+``RankingIndex.equivalents`` whether pooled or not) make one result row, with the OMIM id, the group's best
+score and the other entry in ``equivalents``; ``limit`` counts rows. The default is the raw list.
+
 Ties are broken by disease id (deterministic). ``use_exclusions=False`` drops every excluded/absent term
 (the ablation of the benchmark). Unknown ids raise :class:`kg.errors.ValidationError`; alternative and
 obsolete-with-replacement ids are resolved.
@@ -29,11 +33,13 @@ by clinical suspicion), and rank with ``require_present=False`` so that a query 
 scored too.
 
 Modules, each importing only those below it (``lint-imports`` checks it): :mod:`.index` (:class:`RankingIndex`:
-construction, id resolution, ``rank`` / ``rank_query``) → :mod:`.explain`, :mod:`.ic`, :mod:`.likelihood` →
+construction, id resolution, ``rank`` / ``rank_query``) → :mod:`.explain`, :mod:`.grouping`, :mod:`.ic`,
+:mod:`.likelihood` →
 :mod:`.matrices` (the disease × term matrices) → :mod:`.types` (constants, parameters, results).
 """
 
 from kg.analysis.ranking.explain import DiseaseRow, explain_ic_rows, explain_likelihood, explain_likelihood_rows
+from kg.analysis.ranking.grouping import group_results, group_rows, merge_group, partner_rows
 from kg.analysis.ranking.ic import ic_vectors, match_values
 from kg.analysis.ranking.index import RankingIndex
 from kg.analysis.ranking.likelihood import LikelihoodParams, likelihood_vectors, term_ratios
@@ -48,6 +54,7 @@ from kg.analysis.ranking.types import (
     AbsentTerm,
     ContradictedTerm,
     ContradictionHow,
+    EquivalentEntry,
     Explanation,
     MatchedTerm,
     MatchHow,
@@ -73,6 +80,7 @@ __all__ = [
     "ContradictionHow",
     "DiseaseRow",
     "DiseaseTermMatrices",
+    "EquivalentEntry",
     "Explanation",
     "LikelihoodParams",
     "MatchHow",
@@ -89,8 +97,12 @@ __all__ = [
     "explain_ic_rows",
     "explain_likelihood",
     "explain_likelihood_rows",
+    "group_results",
+    "group_rows",
     "ic_vectors",
     "likelihood_vectors",
     "match_values",
+    "merge_group",
+    "partner_rows",
     "term_ratios",
 ]

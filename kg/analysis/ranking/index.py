@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from kg.analysis.equivalence import equivalent_diseases, pool_annotations
 from kg.analysis.ranking.explain import explain_ic_rows, explain_likelihood, explain_likelihood_rows
+from kg.analysis.ranking.grouping import group_rows, merge_group, partner_rows
 from kg.analysis.ranking.ic import ic_vectors, match_values
 from kg.analysis.ranking.likelihood import LikelihoodParams, likelihood_vectors
 from kg.analysis.ranking.matrices import DiseaseTermMatrices
@@ -47,14 +48,17 @@ class RankingIndex(DiseaseTermMatrices):
     def __init__(self, sem: SemSimIndex, disease_ids: Sequence[str], names: Sequence[str], sources: Sequence[str],
                  typical: sp.csr_matrix, excluded: sp.csr_matrix, params: RankingParams | None = None,
                  stated: sp.csr_matrix | None = None, likelihood: LikelihoodParams | None = None,
-                 pooled_from: dict[str, str] | None = None) -> None:
+                 pooled_from: dict[str, str] | None = None, equivalents: dict[str, str] | None = None) -> None:
         super().__init__(sem, disease_ids, typical, excluded, stated)
         self.pooled_from: dict[str, str] = dict(pooled_from or {})  # OMIM id → Orphanet twin pooled into it
+        # OMIM id → Orphanet id of the same disease (pooled or not): one result row with ``group=True``
+        self.equivalents: dict[str, str] = dict(self.pooled_from if equivalents is None else equivalents)
         self.params = params or RankingParams()
         self.likelihood = likelihood or LikelihoodParams()
         self.names: list[str] = list(names)
         self.sources: np.ndarray = np.asarray(sources, dtype=object)
         self.position: dict[str, int] = {d: i for i, d in enumerate(self.disease_ids)}
+        self.partner: dict[int, int] = partner_rows(self.equivalents, self.position)
 
     # ---- construction ---------------------------------------------------------------------------
     @classmethod
@@ -77,8 +81,9 @@ class RankingIndex(DiseaseTermMatrices):
         wanted = None if sources is None else {s.upper() for s in sources}
         disease_ids = sorted(d for d in info if wanted is None or info[d].source.upper() in wanted)
         position = {d: i for i, d in enumerate(disease_ids)}
-        pairs = equivalent_diseases({d: i.name for d, i in info.items()},
-                                    {d: i.genes for d, i in info.items() if i.genes}) if params.pool_equivalents else {}
+        equivalents = equivalent_diseases({d: i.name for d, i in info.items()},
+                                          {d: i.genes for d, i in info.items() if i.genes})
+        pairs = equivalents if params.pool_equivalents else {}
         typical_of, excluded_of = pool_annotations(snapshot.typical, snapshot.excluded, pairs)
         if wanted is not None:
             pairs = {d: o for d, o in pairs.items() if d in position}
@@ -122,7 +127,7 @@ class RankingIndex(DiseaseTermMatrices):
         excluded = sp.csr_matrix((np.ones(len(e_rows)), (e_rows, e_cols)), shape=shape)
         stated = sp.csr_matrix((np.asarray(s_vals, dtype=np.float64), (t_rows, t_cols)), shape=shape)
         return cls(sem, disease_ids, [info[d].name for d in disease_ids], [info[d].source for d in disease_ids],
-                   typical, excluded, params, stated, likelihood, pooled_from=pairs)
+                   typical, excluded, params, stated, likelihood, pooled_from=pairs, equivalents=equivalents)
 
     # ---- ids ------------------------------------------------------------------------------------
     def resolve_terms(self, ids: Iterable[str]) -> ResolvedTerms:
@@ -173,7 +178,7 @@ class RankingIndex(DiseaseTermMatrices):
     # ---- ranking --------------------------------------------------------------------------------
     def rank_query(self, present: Iterable[str], absent: Iterable[str] = (), sources: Iterable[str] | None = None,
                    limit: int = 20, *, explain: bool = True, method: RankMethod = DEFAULT_METHOD,
-                   require_present: bool = True) -> RankedQuery:
+                   require_present: bool = True, group: bool = False) -> RankedQuery:
         """:meth:`rank` for user-supplied ids: resolved once (redirects followed, unknown ids set aside);
         raises :class:`ValidationError` when no present id is known (unless ``require_present`` is false)."""
         pres, abs_ = self.resolve_terms(present), self.resolve_terms(absent)
@@ -182,13 +187,19 @@ class RankingIndex(DiseaseTermMatrices):
             raise ValidationError("no known present phenotype id" + (f" (unknown: {', '.join(unknown)})"
                                                                       if unknown else ""))
         results = self._rank(self.sem.indices(pres.ids), self.sem.indices(abs_.ids), sources, limit,
-                             explain=explain, use_exclusions=True, method=method, require_present=require_present)
+                             explain=explain, use_exclusions=True, method=method, require_present=require_present,
+                             group=group)
         return RankedQuery(pres, abs_, results)
 
     def rank(self, present: Sequence[str], absent: Sequence[str] = (), sources: Iterable[str] | None = None,
              limit: int = 20, *, explain: bool = True, use_exclusions: bool = True,
-             method: RankMethod = DEFAULT_METHOD, require_present: bool = True) -> list[RankedDisease]:
+             method: RankMethod = DEFAULT_METHOD, require_present: bool = True,
+             group: bool = False) -> list[RankedDisease]:
         """Diseases ranked for the observed (``present``) and explicitly ``absent`` phenotype ids.
+
+        ``group=True`` gives one row per disease: an OMIM entry and its Orphanet twin (:attr:`equivalents`)
+        are one row, with the OMIM id, the group's best score and ``equivalents`` (:mod:`.grouping`);
+        ``limit`` then counts rows.
 
         Unknown ids raise :class:`ValidationError`, and so does a query with no present phenotype, unless
         ``require_present`` is false: then an absent-only query is scored on its absences, and an empty query
@@ -200,10 +211,11 @@ class RankingIndex(DiseaseTermMatrices):
         _check_limit(limit)
         return self._rank(self._indices(present, "present"), self._indices(absent, "absent"), sources, limit,
                           explain=explain, use_exclusions=use_exclusions, method=method,
-                          require_present=require_present)
+                          require_present=require_present, group=group)
 
     def _rank(self, pres: np.ndarray, abs_: np.ndarray, sources: Iterable[str] | None, limit: int, *,
-              explain: bool, use_exclusions: bool, method: RankMethod, require_present: bool) -> list[RankedDisease]:
+              explain: bool, use_exclusions: bool, method: RankMethod, require_present: bool,
+              group: bool = False) -> list[RankedDisease]:
         """:meth:`rank` over term indices (the ids resolved once by the caller)."""
         _check_limit(limit)
         limit = min(limit, MAX_LIMIT)
@@ -215,9 +227,12 @@ class RankingIndex(DiseaseTermMatrices):
             raise ValidationError(f"phenotype(s) both present and absent: {names}")
         vectors = self.score_vectors(pres, abs_, use_exclusions=use_exclusions, method=method)
         total = vectors.total
-        candidates = np.flatnonzero(self.source_mask(sources))
-        order = candidates[np.lexsort((candidates, -total[candidates]))][:limit]
-        rows = order.tolist()
+        mask = self.source_mask(sources)
+        candidates = np.flatnonzero(mask)
+        order = candidates[np.lexsort((candidates, -total[candidates]))]
+        groups = (group_rows((int(r) for r in order), self.partner, mask, limit) if group
+                  else [(int(r),) for r in order[:limit]])
+        rows = [g[0] for g in groups]
         explanations: list[Explanation | None]
         if not explain:
             explanations = [None] * len(rows)
@@ -225,9 +240,16 @@ class RankingIndex(DiseaseTermMatrices):
             explanations = list(explain_likelihood_rows(self, rows, pres, abs_, vectors))
         else:
             explanations = list(self.explain_rows(rows, pres, abs_, vectors, use_exclusions=use_exclusions))
-        return [RankedDisease(r, self.disease_ids[row], self.names[row], str(self.sources[row]),
-                              round(float(total[row]), 6), explanation, self.pooled_from.get(self.disease_ids[row]))
-                for r, (row, explanation) in enumerate(zip(rows, explanations, strict=True), start=1)]
+
+        def entry(rank: int, row: int, explanation: Explanation | None = None) -> RankedDisease:
+            return RankedDisease(rank, self.disease_ids[row], self.names[row], str(self.sources[row]),
+                                 round(float(total[row]), 6), explanation, self.pooled_from.get(self.disease_ids[row]))
+
+        if not group:
+            return [entry(r, row, explanation)
+                    for r, (row, explanation) in enumerate(zip(rows, explanations, strict=True), start=1)]
+        return [merge_group(r, [entry(r, g[0], explanation), *(entry(r, other) for other in g[1:])])
+                for r, (g, explanation) in enumerate(zip(groups, explanations, strict=True), start=1)]
 
     # ---- explanation (for the few diseases shown) -------------------------------------------------
     def explain(self, row: int, present: np.ndarray, absent: np.ndarray, vectors: ScoreVectors | None = None,

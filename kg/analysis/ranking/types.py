@@ -101,6 +101,16 @@ class Explanation:
 
 
 @dataclass(frozen=True)
+class EquivalentEntry:
+    """Another entry of the same disease, folded into a grouped result row (with its own score)."""
+
+    id: str
+    name: str
+    source: str
+    score: float
+
+
+@dataclass(frozen=True)
 class RankedDisease:
     rank: int
     id: str
@@ -109,6 +119,10 @@ class RankedDisease:
     score: float
     explanation: Explanation | None = None
     pooled_with: str | None = None  # the Orphanet entry whose annotations this OMIM entry was also scored on
+    # grouped results (``group=True``): the other entries of the same disease, and the entry whose score and
+    # explanation the row shows when that is not the row's own id (the group's best-scored entry)
+    equivalents: tuple[EquivalentEntry, ...] = ()
+    score_from: str | None = None
 
 
 @dataclass
