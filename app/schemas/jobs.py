@@ -36,6 +36,15 @@ class ProvenanceOut(BaseModel):
     model_id: str = Field(description="The id the resulting model version gets")
 
 
+class HistoryRow(BaseModel):
+    """One logged row of a run: its step (an integer) and its metrics (numbers: loss, lr, …)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": {"type": "number"}})
+    __pydantic_extra__: dict[str, float]
+
+    step: int
+
+
 class JobOut(BaseModel):
     """One training job: its state, progress, latest metrics and their history, and the model it produced."""
 
@@ -56,7 +65,7 @@ class JobOut(BaseModel):
     step: int
     total_steps: int = Field(description="0 until the trainer reports it (then its step count)")
     metrics: dict[str, float] = Field(description="Latest logged metrics (after success: plus the evaluation)")
-    history: list[dict[str, float]] = Field(description="Logged rows {step, loss, lr, …}, at most 500 (thinned)")
+    history: list[HistoryRow] = Field(description="Logged rows {step, loss, lr, …}, at most 500 (thinned)")
     log_tail: list[str]
     model_version: str | None = Field(description="The registered ModelVersion the job produced")
     error: str | None

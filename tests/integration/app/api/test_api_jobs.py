@@ -133,6 +133,7 @@ def test_lifecycle_submit_progress_success_register_activate_restart(
     assert "running" in seen or "queued" in seen
     assert final["step"] == 8 and final["total_steps"] == 8 and final["progress"] == 1.0
     assert [h["step"] for h in final["history"]] == list(range(1, 9))
+    assert all(type(h["step"]) is int for h in final["history"])  # steps are integers, not 1.0
     assert all("loss" in h and "lr" in h for h in final["history"])
     assert "loss" in final["metrics"] and any(k.startswith("trained.") for k in final["metrics"])
     assert final["started_at"] and final["finished_at"] and final["ray_job_id"] == job["id"]
@@ -241,6 +242,24 @@ def test_a_vanished_ray_job_is_marked_failed(client: TestClient, graph: Graph, s
     final = _wait(client, "job-vanished", lambda j: j["status"] in J.TERMINAL)
     assert final["status"] == "failed"
     assert "no longer exists" in final["error"] and "Ray" in final["error"]
+
+
+def test_history_steps_are_integers(client: TestClient, graph: Graph, settings: AppSettings) -> None:
+    job_dir = settings.home / "jobs" / "job-history"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    recorded = J.create_job(graph, J.TrainingJob(id="job-history", kind="clip", job_dir=str(job_dir),
+                                                 model_id="clip-history"))
+    rows = [{"step": 1, "loss": 2, "lr": 1e-4}, {"step": 250, "loss": 0.5, "lr": 5e-5}]
+    J.update_job(graph, recorded.evolve(status="failed", step=250, total_steps=500, history=rows,
+                                        metrics={"loss": 0.5}, error="stopped", finished_at=J.now()))
+    body = client.get("/jobs/job-history")
+    assert body.status_code == 200, body.text
+    history = body.json()["history"]
+    assert [(type(h["step"]), h["step"]) for h in history] == [(int, 1), (int, 250)]
+    assert history[0]["loss"] == 2.0 and history[1]["lr"] == 5e-5
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["HistoryRow"]
+    assert schema["properties"]["step"]["type"] == "integer"
+    assert schema["additionalProperties"] == {"type": "number"}
 
 
 def test_local_head_is_reused(ray_head: tuple[LocalRayHead, str]) -> None:
