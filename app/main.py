@@ -10,7 +10,7 @@ from contextlib import ExitStack, asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api import problems
+from app.api import docs, problems
 from app.api.auth import ensure_token
 from app.api.routes import annotate, diseases, explore, health, hierarchy, normalize, ranking, search, similarity, terms
 from app.api.routes import jobs as jobs_routes
@@ -60,6 +60,7 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
         description="Phenotype knowledge graph: HPO terms, disease typical and excluded phenotype sets, "
                     "and image–caption evidence. Uses the Human Phenotype Ontology (https://hpo.jax.org).",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served offline by app.api.docs
     )
     app.state.settings = settings
     if settings.cors_origins:
@@ -70,4 +71,5 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
                    retrieval_routes, jobs_routes, models_routes):
         app.include_router(module.router)
     explore.install(app)  # /explore page, its static files, its read endpoints
+    docs.install(app)  # /docs and /redoc with their assets served here (no CDN)
     return app
