@@ -9,9 +9,11 @@ from contextlib import ExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from app.api import docs, problems
 from app.api.auth import ensure_token
+from app.api.body_limit import BodyLimitMiddleware
 from app.api.routes import annotate, diseases, explore, health, hierarchy, normalize, ranking, search, similarity, terms
 from app.api.routes import jobs as jobs_routes
 from app.api.routes import model_versions as models_routes
@@ -67,9 +69,14 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
     problems.install(app)
-    for module in (health, terms, hierarchy, diseases, search, annotate, normalize, similarity, ranking,
-                   retrieval_routes, jobs_routes, models_routes):
-        app.include_router(module.router)
+    routers = [module.router for module in (health, terms, hierarchy, diseases, search, annotate, normalize,
+                                            similarity, ranking, retrieval_routes, jobs_routes, models_routes)]
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, routes=[r for router in routers for r in router.routes
+                                                    if isinstance(r, APIRoute)],
+                       limits={"/retrieval/image": settings.retrieval_max_bytes + retrieval_routes.MULTIPART_SLACK,
+                               "/annotate": annotate.MAX_BODY_BYTES, "/normalize": normalize.MAX_BODY_BYTES})
     explore.install(app)  # /explore page, its static files, its read endpoints
     docs.install(app)  # /docs and /redoc with their assets served here (no CDN)
     return app

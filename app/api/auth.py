@@ -54,16 +54,23 @@ def ensure_token(settings: AppSettings) -> str:
     return token
 
 
+def check_bearer(authorization: str | None, expected: str) -> None:
+    """Raise 401 (no bearer token) or 403 (another token) for an ``Authorization`` header value."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise HTTPException(401, "this endpoint needs 'Authorization: Bearer <API token>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8")):
+        raise HTTPException(403, "the API token is not valid")
+
+
 def require_write_token(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """FastAPI dependency of every write endpoint."""
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise HTTPException(401, "this endpoint needs 'Authorization: Bearer <API token>'",
-                            headers={"WWW-Authenticate": "Bearer"})
-    expected: str = request.app.state.api_token
-    if not hmac.compare_digest(credentials.credentials.encode("utf-8"), expected.encode("utf-8")):
-        raise HTTPException(403, "the API token is not valid")
+    """FastAPI dependency of every write endpoint (:mod:`app.api.body_limit` checks it before the body too)."""
+    header = f"{credentials.scheme} {credentials.credentials}" if credentials is not None else None
+    check_bearer(header, request.app.state.api_token)
 
 
 #: Error responses of every write endpoint (OpenAPI).

@@ -1,11 +1,11 @@
 """Every request dependency of the API, in one place: ``Annotated`` aliases for what routes read from the app
-(settings, graph, snapshot, services, the job manager, image retrieval), the write-token check and body limits."""
+(settings, graph, snapshot, services, the job manager, image retrieval) and the write-token check."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
 from app.api.auth import require_write_token
 from app.core.config import AppSettings
@@ -56,16 +56,6 @@ def get_retrieval(request: Request) -> RetrievalService:
     if service is None:
         raise ProblemError(503, "Service Unavailable", "image retrieval is not running")
     return service
-
-
-def body_limit(max_bytes: int, hint: str) -> Any:
-    """``dependencies=[body_limit(…)]``: a declared ``Content-Length`` above ``max_bytes`` gets 413 (``hint``
-    says why)."""
-    def check(content_length: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
-        if content_length is not None and content_length.isdigit() and int(content_length) > max_bytes:
-            raise ProblemError(413, "Content Too Large", f"the request body is {int(content_length):,} bytes; at "
-                                                         f"most {max_bytes:,} are accepted ({hint})")
-    return Depends(check)
 
 
 #: ``dependencies=[WriteAccess]`` on every write endpoint: ``Authorization: Bearer <API token>``.

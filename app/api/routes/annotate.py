@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import ServicesDep, body_limit
+from app.api.deps import ServicesDep
 from app.core.errors import ProblemError
 from app.schemas.terms import (
     MAX_DOCUMENT_CHARS,
@@ -24,11 +24,10 @@ from app.schemas.terms import (
 router = APIRouter(tags=["annotate"])
 
 #: Largest request body accepted: 1,000,000 characters of text with room for JSON escapes.
-MAX_BODY_BYTES = 8 * 1024 * 1024
-BODY_LIMIT = body_limit(MAX_BODY_BYTES, f"{MAX_TOTAL_CHARS:,} characters of text per request")
+MAX_BODY_BYTES = 8 * 1024 * 1024  # enforced while reading by app.api.body_limit
 
 
-@router.post("/annotate", response_model=AnnotateResponse, dependencies=[BODY_LIMIT],
+@router.post("/annotate", response_model=AnnotateResponse,
              summary="Find phenotype mentions in free text (batch)",
              description=f"Up to {MAX_DOCUMENTS} documents of up to {MAX_DOCUMENT_CHARS:,} characters each "
                          f"(more → 422), at most {MAX_TOTAL_CHARS:,} characters in all and a body of at most "

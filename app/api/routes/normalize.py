@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import ServicesDep, body_limit
+from app.api.deps import ServicesDep
 from app.schemas.normalize import NormalizedCandidate, NormalizedMention, NormalizeRequest, NormalizeResponse
 from app.schemas.terms import Problem
 from app.services.search import SemanticState
@@ -20,13 +20,12 @@ from kg.errors import NotFoundError
 router = APIRouter(tags=["normalize"])
 
 #: Largest request body accepted (1,000 mentions of 1,000 characters, with room for JSON escapes).
-MAX_BODY_BYTES = 8 * 1024 * 1024
-BODY_LIMIT = body_limit(MAX_BODY_BYTES, f"{MAX_MENTIONS:,} mentions per request")
+MAX_BODY_BYTES = 8 * 1024 * 1024  # enforced while reading by app.api.body_limit
 
 
 
 @router.post(
-    "/normalize", response_model=NormalizeResponse, dependencies=[BODY_LIMIT],
+    "/normalize", response_model=NormalizeResponse,
     summary="Map free-text mentions to HPO ids (batch)",
     description=f"Up to {MAX_MENTIONS:,} mentions in (more → 422; a body over 8 MiB → 413), the top-k HPO terms "
                 "of each out, in order, with calibrated scores. Exact (normalised) name, synonym and id matches "
