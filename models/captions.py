@@ -133,6 +133,11 @@ _EPONYM_HEADS: Final = frozenset({
     "syndrome", "disease", "anomaly", "malformation", "deformity", "sign", "phenomenon", "sequence", "spots",
     "nodules", "bones", "ring", "pupil", "dystrophy", "palsy", "tumor", "tumour", "sarcoma", "lymphoma"})
 _ADJECTIVE_ENDINGS: Final = ("ic", "al", "ous", "ary", "ive", "ar", "ac", "oid", "ed", "ing")
+# Organs and other common nouns that name a generic disease before a head noun ("Lung disease", "Heart disease").
+_GENERIC_NOUNS: Final = frozenset({
+    "lung", "heart", "kidney", "liver", "bone", "skin", "eye", "brain", "muscle", "blood", "bowel", "thyroid",
+    "joint", "ear", "nail", "hair", "tooth", "teeth", "lens", "valve", "vessel", "artery", "vein", "spine", "hip",
+    "knee", "chest", "breast", "nerve", "storage", "prion", "motor", "neuron", "airway", "gum", "salt", "iron"})
 
 
 def _is_proper(first: str, rest: list[str]) -> bool:
@@ -147,7 +152,7 @@ def _is_proper(first: str, rest: list[str]) -> bool:
         return False
     if rest and len(rest[0]) > 1 and rest[0][:1].isupper() and rest[0][1:].islower():
         return True  # a two-word name: Pierre Robin sequence, Treacher Collins syndrome
-    if first.casefold().endswith(_ADJECTIVE_ENDINGS):
+    if first.casefold().endswith(_ADJECTIVE_ENDINGS) or first.casefold() in _GENERIC_NOUNS:
         return False
     for word in (w.casefold().strip(",;:") for w in rest):  # past adjectives: Duchenne muscular dystrophy
         if word in _EPONYM_HEADS:

@@ -234,6 +234,7 @@ MARFAN = DiseaseSets("OMIM:154700", "Marfan syndrome", typical=(("HP:0001166", "
     ("Pneumonia", "pneumonia"), ("Nephrotic syndrome", "nephrotic syndrome"),
     ("Chronic kidney disease", "chronic kidney disease"), ("Fragile X syndrome", "fragile X syndrome"),
     ("Aortic root aneurysm", "aortic root aneurysm"), ("No finding", "no finding"),
+    ("Lung disease A", "lung disease A"), ("Enlarged cardiomediastinum", "enlarged cardiomediastinum"),
 ])
 def test_names_keep_proper_nouns_and_lower_generic_phrases(name: str, mid_sentence: str) -> None:
     d = DiseaseSets("X:1", name, typical=(("HP:0001166", "Arachnodactyly"),))
