@@ -34,6 +34,12 @@ class AppSettings(GraphSettings):
                                     description="Ray cluster for training jobs (unset: a local head)")
     ray_num_cpus: int = Field(default=2, ge=1, alias="PHENOKG_RAY_NUM_CPUS")
     ray_num_gpus: int | None = Field(default=None, ge=0, alias="PHENOKG_RAY_NUM_GPUS")
+    ray_client_server: bool = Field(default=False, alias="PHENOKG_RAY_CLIENT_SERVER",
+                                    description="Also start the Ray client server of the local head (loopback)")
     jobs_poll_s: float = Field(default=2.0, gt=0, le=60, alias="PHENOKG_JOBS_POLL_S")
+    jobs_max_failures: int = Field(default=5, ge=1, alias="PHENOKG_JOBS_MAX_FAILURES",
+                                   description="Consecutive failed submissions or status reads that fail a job")
+    jobs_max_failure_s: float = Field(default=60.0, gt=0, alias="PHENOKG_JOBS_MAX_FAILURE_S",
+                                      description="How long submissions or status reads may keep failing")
     job_python: str | None = Field(default=None, alias="PHENOKG_JOB_PYTHON",
                                    description="Interpreter of job entrypoints (default: the API's own)")

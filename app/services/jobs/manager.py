@@ -7,7 +7,8 @@ thread then submits it to Ray (``python -m models.train.job_entry <dir>``, the p
 every live job each ``PHENOKG_JOBS_POLL_S``: Ray's status, progress and the metrics history from the run's
 ``metrics.jsonl``, the log tail; on success it registers the model directory as an inactive ``ModelVersion``
 (as ``phenokg models register``) linked by ``PRODUCED``. A job Ray no longer knows (Ray restarted) is marked
-failed with that reason unless it had finished and left its result.
+failed with that reason unless it had finished and left its result. A job whose submission or status read
+keeps failing (:mod:`app.services.jobs.failures`) is failed with the reason, one warning logged per streak.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import logging
 import secrets
 import shlex
+import shutil
 import sys
 import threading
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ from typing import Any, Final
 
 from app.core.config import AppSettings
 from app.services.jobs.configs import ClipOptions, JobConfig, KnowledgeOptions
+from app.services.jobs.failures import FailureStreaks
 from app.services.jobs.progress import MetricsFollower
 from app.services.jobs.ray_client import RayJobs, RayUnavailableError
 from kg.errors import NotFoundError, ValidationError
@@ -37,6 +40,10 @@ from models.train.job_spec import JobSpec
 log = logging.getLogger(__name__)
 
 LOG_LINES: Final = 40
+CLOSE_WAIT_S: Final = 2.0
+"""How long :meth:`JobManager.close` waits for a poll round in flight (the thread is a daemon)."""
+RETRYING: Final = "retrying: "
+"""Prefix of the error a live job carries while its failure streak lasts."""
 
 
 class JobConflictError(Exception):
@@ -72,7 +79,8 @@ class JobManager:
         self.graph = graph
         self.settings = settings
         self.ray = RayJobs(settings.ray_address, settings.home / "ray", num_cpus=settings.ray_num_cpus,
-                           num_gpus=settings.ray_num_gpus)
+                           num_gpus=settings.ray_num_gpus, client_server=settings.ray_client_server)
+        self.streaks = FailureStreaks(settings.jobs_max_failures, settings.jobs_max_failure_s)
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -87,12 +95,18 @@ class JobManager:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop the poller; a local Ray head this process started is stopped, its live jobs marked failed."""
+        """Stop the poller; a local Ray head this process started is stopped, its live jobs marked failed.
+
+        Quick (a few seconds): a head still starting is abandoned, a poll round in flight is not waited for
+        beyond :data:`CLOSE_WAIT_S`, and the head gets a short grace before it is killed.
+        """
         self._stop.set()
         self._wake.set()
+        if self.ray.head is not None:
+            self.ray.head.cancel()
         if self._thread is not None:
-            self._thread.join(timeout=30)
-        if self.ray.started_head:
+            self._thread.join(timeout=CLOSE_WAIT_S)
+        if self.ray.started_head or (self.ray.head is not None and self.ray.head.spawned):
             with contextlib.suppress(Exception):
                 for job in J.list_jobs(self.graph):
                     if job.live:
@@ -101,11 +115,19 @@ class JobManager:
         self.ray.close()
 
     def _loop(self) -> None:
+        failing = False  # one warning per streak of failed rounds (e.g. the graph is down), not one per poll
         while not self._stop.is_set():
             try:
                 self.poll_once()
-            except Exception:  # the next round retries; the record says what happened to each job
-                log.exception("training-job sync failed")
+            except Exception as exc:  # the next round retries
+                if not failing and not self._stop.is_set():
+                    log.warning("training-job sync failed (retrying every %.1f s): %s", self.settings.jobs_poll_s,
+                                exc, exc_info=not isinstance(exc, RayUnavailableError))
+                failing = True
+            else:
+                if failing:
+                    log.info("training-job sync works again")
+                failing = False
             self._wake.wait(self.settings.jobs_poll_s)
             self._wake.clear()
 
@@ -124,11 +146,41 @@ class JobManager:
                         self._submit_to_ray(current)
                     else:
                         self.reconcile(current)
-                except RayUnavailableError as exc:
-                    if current.ray_job_id is None:
-                        self._finish(current, "failed", error=f"could not submit to Ray: {exc}")
-                    else:
-                        log.warning("job %s: %s", current.id, exc)
+                except Exception as exc:  # whatever it was, the job's record says so
+                    if not self._stop.is_set():
+                        self._round_failed(current, exc)
+                else:
+                    self._round_succeeded(current)
+
+    def _round_failed(self, job: J.TrainingJob, exc: Exception) -> None:
+        """Count the failure; log the first of a streak, record it on the job, fail the job when exhausted."""
+        from_ray = isinstance(exc, RayUnavailableError)
+        what = ("could not submit to Ray" if job.ray_job_id is None else "could not read the job's state from Ray"
+                ) if from_ray else "the job sync failed"
+        error = f"{what}: {exc if from_ray else f'{type(exc).__name__}: {exc}'}"
+        streak, exhausted = self.streaks.failed(job.id, error)
+        s = self.settings
+        if streak.first:  # a traceback only for errors of our own, not for Ray being unreachable
+            log.warning("job %s: %s (retrying; the job fails after %d failures or %.0f s)", job.id, error,
+                        s.jobs_max_failures, s.jobs_max_failure_s, exc_info=not from_ray)
+        try:
+            current = J.get_job_or_none(self.graph, job.id) or job  # as the failed round may have left it
+            if exhausted:
+                self._finish(current, "failed", error=f"{error} ({streak.count} tries in "
+                                                      f"{self.streaks.elapsed(streak):.0f} s)")
+            elif current.live:
+                J.update_job(self.graph, current.evolve(error=f"{RETRYING}{error}"))
+        except Exception as write_exc:  # the graph is down too: the next round tries again
+            log.debug("job %s: the failure could not be recorded: %s", job.id, write_exc)
+
+    def _round_succeeded(self, job: J.TrainingJob) -> None:
+        """End the job's failure streak, if any, and clear the error it recorded."""
+        if self.streaks.succeeded(job.id) is None:
+            return
+        log.info("job %s: Ray answers again", job.id)
+        current = J.get_job_or_none(self.graph, job.id)
+        if current is not None and current.live and (current.error or "").startswith(RETRYING):
+            J.update_job(self.graph, current.evolve(error=None))
 
     # ---- submission --------------------------------------------------------------------------------------
 
@@ -141,6 +193,17 @@ class JobManager:
         model_id = new_model_id(config.kind)
         job_dir = self.settings.home / "jobs" / job_id
         job_dir.mkdir(parents=True, exist_ok=False)
+        try:
+            job = self._prepare(config, job_id, model_id, job_dir)
+        except BaseException:  # rejected (or failed) before it was recorded: no folder left behind
+            self._specs.pop(job_id, None)
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        self._wake.set()
+        return job
+
+    def _prepare(self, config: JobConfig, job_id: str, model_id: str, job_dir: Path) -> J.TrainingJob:
+        """Export the data into ``job_dir``, write the spec and record the job."""
         out_dir = self.settings.models_dir / config.kind / model_id
         if config.kind == "knowledge-encoder":
             data_file, info, config = self._export_knowledge(config, job_dir)
@@ -152,11 +215,9 @@ class JobManager:
         spec.write(job_dir)
         self._specs[job_id] = spec
         total = int(getattr(config.train, "max_steps", None) or 0)
-        job = J.create_job(self.graph, J.TrainingJob(
+        return J.create_job(self.graph, J.TrainingJob(
             id=job_id, kind=config.kind, config=config.to_dict(), job_dir=str(job_dir), model_id=model_id,
             total_steps=total, hpo_release=info.get("hpo_release"), graph_stamp=info.get("graph_stamp")))
-        self._wake.set()
-        return job
 
     def _export_knowledge(self, config: JobConfig, job_dir: Path) -> tuple[Path, dict[str, Any], JobConfig]:
         from app.services.training import knowledge_views

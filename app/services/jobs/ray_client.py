@@ -39,10 +39,12 @@ class RayJobs:
     """Submit, watch and stop Ray jobs; ``None`` from :meth:`state` means Ray does not know the job."""
 
     def __init__(self, address: str | None, head_root: Path, *, num_cpus: int = 2,
-                 num_gpus: int | None = None) -> None:
+                 num_gpus: int | None = None, client_server: bool = False) -> None:
         self.address = address
-        self.head = LocalRayHead(head_root, num_cpus=num_cpus, num_gpus=num_gpus) if not address else None
+        self.head = (LocalRayHead(head_root, num_cpus=num_cpus, num_gpus=num_gpus, client_server=client_server)
+                     if not address else None)
         self.started_head = False
+        self._closed = False
         self._client: JobSubmissionClient | None = None
         self._lock = threading.Lock()
 
@@ -55,6 +57,8 @@ class RayJobs:
         with self._lock:
             if self._client is not None:
                 return self._client
+            if self._closed:
+                raise RayUnavailableError("the job manager is shutting down")
             try:
                 from ray.job_submission import JobSubmissionClient
 
@@ -85,9 +89,14 @@ class RayJobs:
         """Submit ``entrypoint`` as job ``submission_id`` (an existing job of that id is taken as is)."""
         if self.state(submission_id) is not None:
             return submission_id
-        return str(self._call("submit_job", entrypoint=entrypoint, submission_id=submission_id,
-                              runtime_env={"env_vars": env}, entrypoint_num_cpus=num_cpus,
-                              entrypoint_num_gpus=num_gpus or None, metadata=metadata or {}))
+        try:
+            return str(self._call("submit_job", entrypoint=entrypoint, submission_id=submission_id,
+                                  runtime_env={"env_vars": env}, entrypoint_num_cpus=num_cpus,
+                                  entrypoint_num_gpus=num_gpus or None, metadata=metadata or {}))
+        except RuntimeError as exc:  # the Jobs API answered with an error (e.g. "No available agent …")
+            if isinstance(exc, RayUnavailableError):
+                raise
+            raise RayUnavailableError(f"Ray refused the job: {exc}") from exc
 
     def state(self, submission_id: str) -> RayJobState | None:
         try:
@@ -114,9 +123,13 @@ class RayJobs:
             return False
 
     def close(self) -> None:
-        """Stop the local head if this process started it."""
-        if self.head is not None and self.started_head:
-            log.info("stopping the local Ray head this API started")
-            self.head.stop()
+        """Stop the local head if this process started it (also one still starting); no new start after this."""
+        self._closed = True
+        if self.head is not None:
+            self.head.cancel()  # a start in progress gives up (and kills what it started)
+            if self.started_head or self.head.spawned:
+                log.info("stopping the local Ray head this API started")
+                self.head.stop()
             self.started_head = False
-        self._reset()
+        with self._lock:
+            self._client = None
