@@ -72,6 +72,28 @@ def equivalent_diseases(names: Mapping[str, str], genes: Mapping[str, Sequence[s
             if len(found) == 1 and claimed[next(iter(found))] == 1}
 
 
+def same_name_pairs(names: Mapping[str, str], taken: Mapping[str, str]) -> dict[str, str]:
+    """OMIM id → the Orphanet id of the same (normalised) name, where exactly one OMIM and one Orphanet entry
+    bear that name and neither is paired in ``taken`` already (OMIM → Orphanet).
+
+    Stricter on names, looser on genes than :func:`equivalent_diseases`: "Marfan syndrome" (OMIM:154700,
+    ORPHA:558) is not pooled there, since FBN1 and the word *Marfan* also point to "Neonatal Marfan syndrome",
+    but it is the same disease. For showing one result row per disease, not for pooling annotations.
+    """
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for d, name in names.items():
+        if d.startswith(("OMIM:", "ORPHA:")):
+            by_name[normalized_name(name)].append(d)
+    paired = set(taken) | set(taken.values())
+    out: dict[str, str] = {}
+    for ids in by_name.values():
+        omim = [d for d in ids if d.startswith("OMIM:")]
+        orpha = [d for d in ids if d.startswith("ORPHA:")]
+        if len(omim) == 1 and len(orpha) == 1 and not {omim[0], orpha[0]} & paired:
+            out[omim[0]] = orpha[0]
+    return dict(sorted(out.items()))
+
+
 def pool_annotations(typical: Mapping[str, Sequence[Annotation]], excluded: Mapping[str, Sequence[str]],
                      pairs: Mapping[str, str]) -> tuple[dict[str, Sequence[Annotation]], dict[str, Sequence[str]]]:
     """Typical and excluded sets with each OMIM entry of ``pairs`` given its Orphanet twin's annotations too.

@@ -19,8 +19,10 @@ curated separately and OMIM's are often sparse and without frequencies; pooling 
 points in both halves of the dev diseases (docs/benchmarks.md). Results carry ``pooled_with``.
 
 **One row per disease** (``rank(..., group=True)``, :mod:`.grouping`): the same pairs (kept in
-``RankingIndex.equivalents`` whether pooled or not) make one result row, with the OMIM id, the group's best
-score and the other entry in ``equivalents``; ``limit`` counts rows. The default is the raw list.
+``RankingIndex.equivalents`` whether pooled or not), and the one-to-one same-name pairs that the gene rule
+keeps from pooling (:func:`kg.analysis.equivalence.same_name_pairs`: OMIM:154700 and ORPHA:558, Marfan
+syndrome), make one result row, with the OMIM id, the group's best score and the other entry in
+``equivalents``; ``limit`` counts rows. The default is the raw list.
 
 Ties are broken by disease id (deterministic). ``use_exclusions=False`` drops every excluded/absent term
 (the ablation of the benchmark). Unknown ids raise :class:`kg.errors.ValidationError`; alternative and

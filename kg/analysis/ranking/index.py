@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from kg.analysis.equivalence import equivalent_diseases, pool_annotations
+from kg.analysis.equivalence import equivalent_diseases, pool_annotations, same_name_pairs
 from kg.analysis.ranking.explain import explain_ic_rows, explain_likelihood, explain_likelihood_rows
 from kg.analysis.ranking.grouping import group_rows, merge_group, partner_rows
 from kg.analysis.ranking.ic import ic_vectors, match_values
@@ -81,9 +81,11 @@ class RankingIndex(DiseaseTermMatrices):
         wanted = None if sources is None else {s.upper() for s in sources}
         disease_ids = sorted(d for d in info if wanted is None or info[d].source.upper() in wanted)
         position = {d: i for i, d in enumerate(disease_ids)}
-        equivalents = equivalent_diseases({d: i.name for d, i in info.items()},
-                                          {d: i.genes for d, i in info.items() if i.genes})
-        pairs = equivalents if params.pool_equivalents else {}
+        names = {d: i.name for d, i in info.items()}
+        pooled = equivalent_diseases(names, {d: i.genes for d, i in info.items() if i.genes})
+        pairs = pooled if params.pool_equivalents else {}
+        # one result row per disease: the pooled pairs and the one-to-one same-name pairs (not pooled)
+        equivalents = {**pooled, **same_name_pairs(names, pooled)}
         typical_of, excluded_of = pool_annotations(snapshot.typical, snapshot.excluded, pairs)
         if wanted is not None:
             pairs = {d: o for d, o in pairs.items() if d in position}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kg.analysis.equivalence import equivalent_diseases, name_words, pool_annotations
+from kg.analysis.equivalence import equivalent_diseases, name_words, pool_annotations, same_name_pairs
 from kg.analysis.ranking import RankingIndex, RankingParams
 from kg.analysis.snapshot import Annotation, DiseaseInfo
 from kg.errors import SourceFormatError
@@ -88,3 +88,15 @@ def test_parse_disease_genes(tmp_path: Path) -> None:
     bad.write_text("ncbi_gene_id\tgene_symbol\thpo_id\thpo_name\tfrequency\tdisease_id\nx\tA\tHP:1\tx\t-\tOMIM:1\n")
     with pytest.raises(SourceFormatError, match=r"g.txt:2: not an NCBI gene id"):
         parse_disease_genes(bad)
+
+
+def test_same_name_pairs_group_what_the_gene_rule_keeps_from_pooling() -> None:
+    names = {"OMIM:154700": "Marfan syndrome", "ORPHA:558": "Marfan Syndrome", "ORPHA:284979": "Neonatal Marfan "
+             "syndrome", "OMIM:1": "Twin A", "ORPHA:1": "Twin A", "ORPHA:2": "Twin A", "OMIM:3": "Kept",
+             "ORPHA:3": "Kept", "DECIPHER:4": "Marfan syndrome"}
+    genes = {d: ["FBN1"] for d in ("OMIM:154700", "ORPHA:558", "ORPHA:284979")}
+    pooled = equivalent_diseases(names, genes)
+    assert "OMIM:154700" not in pooled                        # two Orphanet candidates through FBN1: not pooled
+    # the same name, one entry of each source: paired for display; "Twin A" has two Orphanet entries
+    assert same_name_pairs(names, pooled) == {"OMIM:154700": "ORPHA:558"}
+    assert same_name_pairs(names, {"OMIM:9": "ORPHA:558"}) == {"OMIM:3": "ORPHA:3"}  # already paired: left

@@ -115,3 +115,17 @@ def test_group_rows_reads_the_order_only_as_far_as_needed() -> None:
     assert group_rows([0, 2, 1, 4], partner, candidate, 10) == [(0, 1), (2,), (4,)]
     with pytest.raises(ValueError):
         merge_group(1, [])
+
+
+def test_a_same_name_pair_the_gene_rule_does_not_pool_is_still_one_row() -> None:
+    # Marfan's case: FBN1 also points to "Neonatal Marfan syndrome", so the pair is not pooled, but one disease
+    extra = {"OMIM:20": DiseaseInfo("OMIM:20", "Marfan syndrome", "OMIM", ("FBN1",)),
+             "ORPHA:20": DiseaseInfo("ORPHA:20", "Marfan syndrome", "ORPHA", ("FBN1",)),
+             "ORPHA:21": DiseaseInfo("ORPHA:21", "Neonatal Marfan syndrome", "ORPHA", ("FBN1",))}
+    typical = {d: [Annotation(B2, 0.9, "P")] for d in extra}
+    index = RankingIndex.from_snapshot(snapshot(extra_typical=typical, extra_diseases=extra))
+    assert "OMIM:20" not in index.pooled_from and index.equivalents["OMIM:20"] == "ORPHA:20"
+    rows = index.rank([B2], limit=50, group=True)
+    ids = [r.id for r in rows]
+    assert "ORPHA:20" not in ids and "ORPHA:21" in ids
+    assert [e.id for e in rows[ids.index("OMIM:20")].equivalents] == ["ORPHA:20"]
