@@ -44,6 +44,7 @@ import torch
 
 from kg.config import EMBED_BACKENDS
 from kg.errors import ValidationError
+from models.batching import MicroBatcher
 from models.encoders import TEXT_CONFIG, TextEncoder, packaged_text_model_path
 from models.onnx_text import OnnxTextModel, onnx_available
 
@@ -66,6 +67,9 @@ BACKENDS = EMBED_BACKENDS
 INT8_RECIPE = "onnx-qint8-per-channel"
 #: Bump when the way texts become vectors changes (pooling, preprocessing): stored vectors become stale.
 RECIPE_VERSION = 1
+# Request-time queries: at most this many per inference, collected for at most this long once requests overlap.
+QUERY_BATCH = 64
+QUERY_WAIT_S = 0.002
 PACKAGED_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 _SKIP_FILES = frozenset({"README.md", ".gitattributes"})
@@ -198,6 +202,7 @@ class TextEmbedder:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._batcher: MicroBatcher[str, np.ndarray] | None = None
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, device: str | None = None, threads: int | None = None,
@@ -328,11 +333,33 @@ class TextEmbedder:
         return emb
 
     # ---- queries -------------------------------------------------------------------------------------
+    def _query_batcher(self) -> MicroBatcher[str, np.ndarray]:
+        """One worker runs every request's query misses, micro-batched: concurrent requests share one inference
+        at a time instead of each running the model on its own threads (which oversubscribes the cores)."""
+        with self._lock:
+            if self._batcher is None:
+                self._batcher = MicroBatcher(lambda items: list(self.encode(items)), max_batch=QUERY_BATCH,
+                                             max_wait_s=QUERY_WAIT_S, name="query-embedder")
+            return self._batcher
+
+    def close(self) -> None:
+        """Stop the query worker (queries after this start a new one)."""
+        with self._lock:
+            batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            batcher.close()
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Like :meth:`encode` for request-time queries: cached per text, batched for the misses."""
+        """Like :meth:`encode` for request-time queries: cached per text; the misses of concurrent callers are
+        micro-batched through one worker (:meth:`_query_batcher`)."""
         with self._lock:
             missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        fresh = self.encode(missing) if missing else np.zeros((0, self.dim), np.float32)
+        if missing:
+            batcher = self._query_batcher()
+            futures = [batcher.submit(text) for text in missing]
+            fresh = np.stack([future.result() for future in futures])
+        else:
+            fresh = np.zeros((0, self.dim), np.float32)
         with self._lock:
             for text, vec in zip(missing, fresh, strict=True):
                 self._cache[text] = vec

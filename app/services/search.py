@@ -89,7 +89,9 @@ class SearchService:
             if self._encoder_failure is not None and self._encoder_failure[0] == index.fingerprint:
                 return None, self._encoder_failure[1]
             try:
-                self._encoder = self._load_encoder(index)
+                previous, self._encoder = self._encoder, self._load_encoder(index)
+                if previous is not None:  # re-embedded with another encoder: stop the old one's query worker
+                    previous.close()
                 self._encoder_failure = None
                 return self._encoder, None
             except Exception as exc:  # a missing or different encoder must not break lexical search

@@ -91,3 +91,27 @@ def test_a_lone_item_on_an_idle_batcher_does_not_wait() -> None:
         assert time.monotonic() - started < 2.5  # not one 5 s wait, let alone three
     finally:
         batcher.close()
+
+
+def test_concurrent_queries_share_one_inference_worker() -> None:
+    """TextEmbedder.encode_queries: concurrent callers' misses go through one micro-batching worker, and each
+    caller gets the same vectors as a direct encode()."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from models.embeddings import TextEmbedder
+
+    embedder = TextEmbedder.load(None, backend="torch")
+    texts = [f"abnormality of the finger {i}" for i in range(48)]
+    expected = embedder.encode(texts)
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            got = list(pool.map(embedder.encode_query, texts))
+        np.testing.assert_allclose(np.stack(got), expected, atol=1e-5)
+        batcher = embedder._batcher
+        assert batcher is not None
+        assert batcher.stats.items == len(texts)
+        assert batcher.stats.batches < len(texts)  # overlapping requests were batched together
+    finally:
+        embedder.close()
