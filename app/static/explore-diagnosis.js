@@ -63,7 +63,11 @@ function schedule() {
 }
 
 // ---------------------------------------------------------------- the note
-/* Mentions from POST /annotate, or from /rank's ``query.mentions``: ``{start, end, id, name, negated, uncertain}``. */
+const USED = { present: "present", absent: "absent (negated)", uncertain: "hedged, not used",
+               overridden: "negated, but the note also asserts it: not used" };
+
+/* Mentions from POST /annotate, or from /rank's ``query.mentions`` (which also say how each was ``used_as``):
+   ``{start, end, id, name, negated, uncertain}``. */
 function noteView(text, mentions) {
   const out = el("p", { class: "dx-note-text" });
   let at = 0;
@@ -71,15 +75,15 @@ function noteView(text, mentions) {
   for (const m of [...mentions].sort((a, b) => a.start - b.start)) {
     if (m.start < at) continue;
     out.append(chars.slice(at, m.start).join(""));
-    const kind = m.uncertain ? "uncertain" : m.negated ? "absent" : "present";
-    out.append(el("mark", { class: kind, "data-id": m.id, "data-kind": kind,
-      title: `${m.name} (${m.id}): ${kind === "uncertain" ? "hedged, not used" : kind}` }, chars.slice(m.start, m.end).join("")));
+    const kind = m.used_as || (m.uncertain ? "uncertain" : m.negated ? "absent" : "present");
+    out.append(el("mark", { class: kind, "data-id": m.id, "data-kind": kind, title: `${m.name} (${m.id}): ${USED[kind] || kind}` },
+      chars.slice(m.start, m.end).join("")));
     at = m.end;
   }
   out.append(chars.slice(at).join(""));
   return el("div", { class: "dx-note-view" }, el("div", { class: "legend small" },
     el("mark", { class: "present", text: "present" }), el("mark", { class: "absent", text: "absent (negated)" }),
-    el("mark", { class: "uncertain", text: "hedged: not used" })), out);
+    el("mark", { class: "uncertain", text: "hedged or overridden: not used" })), out);
 }
 
 async function annotate(text) {
@@ -90,25 +94,29 @@ async function annotate(text) {
 // ---------------------------------------------------------------- ranking
 const lrText = (lr) => (lr >= 100 ? `×${Math.round(lr)}` : `×${lr.toPrecision(2)}`);
 
-/* Per query term: its likelihood ratio for this disease and how the explanation got it. */
+const quoted = (entry) => (entry.spans && entry.spans.length
+  ? `; the note: ${entry.spans.map((x) => `“${x.text}”`).join(", ")}` : "");
+
+/* Per query term: its likelihood ratio for this disease and how the explanation got it (with the note's words
+   for it, when the note gave the term). */
 function ratios(explanation) {
   const out = new Map();
   if (!explanation) return out;
   for (const m of explanation.matched) {
     out.set(m.observed, { lr: m.likelihood_ratio, kind: "matched",
-      why: `matches ${m.typical_name || m.typical} (${m.how})${m.frequency == null ? "" : `, frequency ${Math.round(m.frequency * 100)}%`}` });
+      why: `matches ${m.typical_name || m.typical} (${m.how})${m.frequency == null ? "" : `, frequency ${Math.round(m.frequency * 100)}%`}${quoted(m)}` });
   }
   for (const c of explanation.contradicted) {
-    out.set(c.observed, { lr: c.likelihood_ratio, kind: "contradicted", why: `the disease excludes ${c.excluded_name || c.excluded}` });
+    out.set(c.observed, { lr: c.likelihood_ratio, kind: "contradicted", why: `the disease excludes ${c.excluded_name || c.excluded}${quoted(c)}` });
   }
   const freq = (a) => (a.frequency == null ? "" : `, frequency ${Math.round(a.frequency * 100)}%`);
   for (const a of explanation.absent_consistent) {
     out.set(a.absent, { lr: a.likelihood_ratio, kind: "absent-consistent",
-      why: `absent, which the disease allows (${a.disease_term_name || a.disease_term}${freq(a)})` });
+      why: `absent, which the disease allows (${a.disease_term_name || a.disease_term}${freq(a)})${quoted(a)}` });
   }
   for (const a of explanation.absent_conflicting) {
     out.set(a.absent, { lr: a.likelihood_ratio, kind: "absent-conflicting",
-      why: `absent, though the disease typically shows ${a.disease_term_name || a.disease_term}${freq(a)}` });
+      why: `absent, though the disease typically shows ${a.disease_term_name || a.disease_term}${freq(a)}${quoted(a)}` });
   }
   for (const u of explanation.unmatched || []) if (!out.has(u)) out.set(u, { lr: null, kind: "unmatched", why: "not explained by this disease" });
   return out;
@@ -143,15 +151,18 @@ function renderResults(out, body, names, note) {
       el("span", { text: `${t.side === "absent" ? "no " : ""}${nameOf(t.id)}` }))));
   const rows = body.results.map((r) => {
     const lr = ratios(r.explanation);
-    const twins = (r.equivalent_ids || []).filter((x) => x !== r.id);
+    const twins = (r.equivalent_ids || []).map((x) => (typeof x === "string" ? { id: x } : x)).filter((x) => x.id !== r.id);
     return el("tr", { "data-disease": r.id, "data-rank": String(r.rank) },
       el("td", { class: "rank", text: String(r.rank) }),
       el("td", { class: "disease" },
         el("a", { href: `#/disease/${r.id}`, class: "name", "data-action": "open", text: r.name }),
         el("div", { class: "ids small" }, el("span", { class: "curie", text: r.id }),
-          twins.length ? el("span", { class: "twins", "data-equivalent": twins.join(" ") }, "same disease as ",
-            twins.flatMap((x, i) => [i ? ", " : "", el("a", { href: `#/disease/${x}`, class: "curie", text: x })])) : null,
-          r.pooled_with && !twins.includes(r.pooled_with)
+          twins.length ? el("span", { class: "twins", "data-equivalent": twins.map((x) => x.id).join(" ") }, "same disease as ",
+            twins.flatMap((x, i) => [i ? ", " : "", el("a", { href: `#/disease/${x.id}`, class: "curie", text: x.id,
+              title: [x.name, x.score === undefined ? "" : `its own score ${x.score.toFixed(1)}`].filter(Boolean).join(": ") })])) : null,
+          r.score_from ? el("span", { class: "muted", "data-score-from": r.score_from,
+                                      text: `score and ratios of ${r.score_from}` }) : null,
+          r.pooled_with && !twins.some((x) => x.id === r.pooled_with)
             ? el("span", { class: "muted", title: "scored on this entry's annotations too", text: ` also scored on ${r.pooled_with}` }) : null)),
       el("td", { class: "num", text: r.score.toFixed(1) }),
       terms.map((t) => lrCell(lr.get(t.id), nameOf(t.id))));

@@ -420,10 +420,11 @@ def test_diagnosis_ranks_picked_terms_and_opens_a_disease_card(page: Any) -> Non
 
 def test_diagnosis_shows_equivalent_ids_of_a_grouped_row(page: Any) -> None:
     """A grouped row (an OMIM entry and its Orphanet twin) names its equivalent ids, each opening its card; the
-    live answer is amended with ``equivalent_ids`` as the grouped /rank answers."""
+    live answer (the mini graph has no twins) is amended with ``equivalent_ids`` as the grouped /rank gives them."""
     def amend(route: Any) -> None:
         body = route.fetch().json()
-        body["results"][0]["equivalent_ids"] = [body["results"][0]["id"], "ORPHA:200002"]
+        body["results"][0]["equivalent_ids"] = [{"id": "ORPHA:200002", "name": "Heart disease B", "source": "ORPHA",
+                                                  "score": -3.5}]
         route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
     page.route("**/rank", amend)
@@ -433,6 +434,7 @@ def test_diagnosis_shows_equivalent_ids_of_a_grouped_row(page: Any) -> None:
         twins.wait_for()
         assert twins.get_attribute("data-equivalent") == "ORPHA:200002"
         assert twins.locator("a").get_attribute("href") == "#/disease/ORPHA:200002"
+        assert "Heart disease B" in twins.locator("a").get_attribute("title")
         assert page.locator(f"#dx-present li[data-id='{PNEUMONIA}'] .name").inner_text() == "Pneumonia"
     finally:
         page.unroute("**/rank", amend)
