@@ -527,6 +527,8 @@ def test_token_box_stays_reachable_on_a_narrow_window(page: Any) -> None:
         assert page.evaluate("localStorage.getItem('phenokg.apiToken')") == "narrow-window-token"
         for tab in ("browse", "diagnosis", "retrieval", "jobs"):
             assert page.locator(f".tabs a[data-tab='{tab}']").is_visible()
+        page.locator("#jobs-out tr[data-job]").first.wait_for()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 800  # nothing pushes the page wider
         page.screenshot(path=str(ARTIFACTS / "explore-narrow-800.png"), full_page=True)
     finally:
         page.fill("#token", "")
@@ -582,6 +584,7 @@ def test_evidence_panel_filters_by_relation_and_pages(page: Any, graph: Graph, g
     panel.locator("figure.thumb").last.scroll_into_view_if_needed()
     page.wait_for_function("[...document.querySelectorAll('#evidence img')]"
                            ".every(i => i.complete && i.naturalWidth > 0)")
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar at the top of the full-page shot
     page.screenshot(path=str(ARTIFACTS / "explore-evidence-filter.png"), full_page=True)
     panel.locator("button[data-relation='shows']").click()
     page.wait_for_function("document.querySelectorAll('#evidence figure.thumb').length === 1")
