@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from app.api import docs, problems
 from app.api.auth import ensure_token
 from app.api.body_limit import BodyLimitMiddleware
+from app.api.head_requests import HeadAsGetMiddleware
 from app.api.routes import annotate, diseases, explore, health, hierarchy, normalize, ranking, search, similarity, terms
 from app.api.routes import jobs as jobs_routes
 from app.api.routes import model_versions as models_routes
@@ -77,6 +78,7 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
                                                     if isinstance(r, APIRoute)],
                        limits={"/retrieval/image": settings.retrieval_max_bytes + retrieval_routes.MULTIPART_SLACK,
                                "/annotate": annotate.MAX_BODY_BYTES, "/normalize": normalize.MAX_BODY_BYTES})
+    app.add_middleware(HeadAsGetMiddleware)
     explore.install(app)  # /explore page, its static files, its read endpoints
     docs.install(app)  # /docs and /redoc with their assets served here (no CDN)
     return app
