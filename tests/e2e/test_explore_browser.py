@@ -459,9 +459,46 @@ def test_diagnosis_from_a_pasted_note(page: Any) -> None:
     spec = json.loads(urllib.request.urlopen(f"{page.url.split('/explore')[0]}/openapi.json").read())
     if "text" in spec["components"]["schemas"]["RankRequest"]["properties"]:
         assert requests[-1]["text"] == note
+        # each likelihood ratio of a term the note gave quotes the note's words for it
+        assert "“pneumonia”" in _lr_title(page, "OMIM:100001", PNEUMONIA)
+        assert "“enlarged heart”" in _lr_title(page, "OMIM:100001", CARDIOMEGALY)
     else:
         assert requests[-1]["present"] == [PNEUMONIA] and requests[-1]["absent"] == [CARDIOMEGALY]
     page.screenshot(path=str(ARTIFACTS / "explore-diagnosis-note.png"), full_page=True)
+
+
+def _lr_title(page: Any, disease: str, term: str) -> str:
+    index = page.locator("#dx-out th.term").evaluate_all(f"(ths) => ths.findIndex(t => t.dataset.term === '{term}')")
+    title: str = page.locator(f"#dx-out tr[data-disease='{disease}'] td.lr").nth(index).get_attribute("title")
+    return title
+
+
+def test_diagnosis_reads_a_note_with_annotate_where_rank_takes_no_text(page: Any) -> None:
+    """A service whose /rank takes ids only (its OpenAPI has no ``text``): the page reads the note with the real
+    POST /annotate and ranks the ids (negated → absent, hedged → left out)."""
+    requests = _rank_requests(page)
+    annotated: list[str] = []
+    page.on("request", lambda r: annotated.append(r.url) if r.url.endswith("/annotate") else None)
+
+    def without_text(route: Any) -> None:
+        spec = route.fetch().json()
+        spec["components"]["schemas"]["RankRequest"]["properties"].pop("text", None)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(spec))
+
+    page.route("**/openapi.json", without_text)
+    try:
+        page.goto("/explore#/diagnosis")
+        page.reload()  # a fresh page asks the OpenAPI again
+        page.fill("#dx-note", "Chest radiograph shows pneumonia. No enlarged heart. Possible seizures.")
+        page.click("#dx-rank")
+        page.locator("#dx-out tr[data-disease]").first.wait_for()
+        assert annotated and "text" not in requests[-1]
+        assert requests[-1]["present"] == [PNEUMONIA] and requests[-1]["absent"] == [CARDIOMEGALY]
+        kinds = {m.get_attribute("data-id"): m.get_attribute("data-kind")
+                 for m in page.locator("#dx-out .dx-note-text mark").all()}
+        assert kinds == {PNEUMONIA: "present", CARDIOMEGALY: "absent", "HP:0001250": "uncertain"}, kinds
+    finally:
+        page.unroute("**/openapi.json", without_text)
 
 
 _READABLE = """() => {
