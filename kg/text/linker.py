@@ -100,10 +100,16 @@ _END: Final = ""  # trie key holding the entry of a complete lexicon string
 
 
 def _is_abbreviation(surface: str) -> bool:
-    """Short strings with two or more capitals ("ASD", "ALL", "PACs", "ccTGA") match case-sensitively."""
+    """Short strings with two or more capitals ("ASD", "ALL", "PACs", "ccTGA") match case-sensitively.
+
+    A capitalised first word of several ("Low T4") is a sentence's capital, not part of an abbreviation:
+    it is not counted, so "low T4" in running text still matches."""
     compact = "".join(surface.split())
     if len(compact) > 7:
         return False
+    words = surface.split()
+    if len(words) > 1 and words[0][:1].isupper() and words[0][1:].islower():
+        compact = "".join(words[1:])
     upper = sum(c.isupper() for c in compact)
     lower = sum(c.islower() for c in compact)
     return upper >= 2 and upper >= lower

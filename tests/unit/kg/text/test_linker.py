@@ -171,6 +171,13 @@ def test_acronyms_match_case_sensitively(linker: Linker) -> None:
     assert linker.annotate("All lines in place") == []
 
 
+def test_a_capitalised_first_word_does_not_make_an_acronym() -> None:
+    # HPO's "Low T4" (Hypothyroidism): the capital L is the sentence's, so "low T4" in a note matches
+    lk = Linker([TermLabels("HP:0000821", "Hypothyroidism", ("Low T4",)), TermLabels("HP:0001631", "ASD II")])
+    assert texts(lk.annotate("There was no low T4. Low T4 was absent.")) == ["low T4", "Low T4"]
+    assert texts(lk.annotate("asd ii. ASD II.")) == ["ASD II"]  # an acronym first word still counts
+
+
 def test_acronyms_do_not_match_in_all_caps_text(linker: Linker) -> None:
     assert linker.annotate("ALL LINES AND TUBES IN PLACE.") == []
     # ordinary words in an all-caps report still match (case-insensitively)
