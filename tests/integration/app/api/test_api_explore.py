@@ -78,6 +78,26 @@ def test_term_evidence_pages_and_images(explore_client: TestClient) -> None:
     assert_problem(explore_client.get(f"/terms/{PNEUMONIA}/evidence", params={"limit": 0}), 422)
 
 
+def test_term_evidence_relation_filter(explore_client: TestClient) -> None:
+    """What the explorer's evidence panel asks: one relation at a time, each with its own total and paging."""
+    def page(term: str, **params: object) -> dict[str, object]:
+        response = explore_client.get(f"/terms/{term}/evidence", params=params)
+        assert response.status_code == 200, response.text
+        body: dict[str, object] = response.json()
+        return body
+
+    shows = page(PNEUMONIA, relation="shows", limit=1)
+    assert shows["total"] == 2 and [i["relation"] for i in shows["items"]] == ["shows"]  # type: ignore[attr-defined]
+    second = page(PNEUMONIA, relation="shows", limit=1, offset=1)
+    assert second["items"] != shows["items"] and second["total"] == 2
+    assert page(PNEUMONIA, relation="rules_out")["total"] == 0
+    ruled = page(EFFUSION, relation="rules_out")
+    assert ruled["total"] == 1 and {i["relation"] for i in ruled["items"]} == {"rules_out"}  # type: ignore[attr-defined]
+    empty = page(EFFUSION, relation="shows")
+    assert empty["total"] == 0 and empty["items"] == []
+    assert_problem(explore_client.get(f"/terms/{PNEUMONIA}/evidence", params={"relation": "maybe"}), 422)
+
+
 def test_explore_page_and_vendored_library(explore_client: TestClient) -> None:
     page = explore_client.get("/explore")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
