@@ -14,7 +14,6 @@ from fastapi.routing import APIRoute
 from app.api import docs, problems
 from app.api.auth import ensure_token
 from app.api.body_limit import BodyLimitMiddleware
-from app.api.head_requests import HeadAsGetMiddleware
 from app.api.routes import annotate, diseases, explore, health, hierarchy, normalize, ranking, search, similarity, terms
 from app.api.routes import jobs as jobs_routes
 from app.api.routes import model_versions as models_routes
@@ -26,29 +25,33 @@ from app.services.retrieval import RetrievalService
 from app.services.search import SearchService
 from kg import __version__
 from kg.repo.snapshots import SnapshotCache
-from kg.store.graph import connect
+from kg.store.graph import Graph, connect
 from kg.store.migrations import migrate
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: AppSettings | None = None) -> FastAPI:
+def create_app(settings: AppSettings | None = None, graph: Graph | None = None) -> FastAPI:
+    """The API. ``graph``: one the caller opened (``phenokg serve``) and closes; by default the lifespan connects,
+    starting the embedded server, which is restarted when it dies (see :mod:`kg.store.supervisor`)."""
     settings = settings or AppSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        graph = connect(settings)  # owns an embedded server it started: graph.close() stops it
         with ExitStack() as cleanup:  # whatever started is stopped, also when a later step of the start fails
-            cleanup.callback(graph.close)
+            app_graph = graph
+            if app_graph is None:  # owns an embedded server it started: close() stops it
+                app_graph = connect(settings, restart=True)
+                cleanup.callback(app_graph.close)
             if settings.migrate_on_start:
-                migrate(graph)
-            cache = SnapshotCache(graph)
-            app.state.graph, app.state.cache = graph, cache
+                migrate(app_graph)
+            cache = SnapshotCache(app_graph)
+            app.state.graph, app.state.cache = app_graph, cache
             app.state.api_token = ensure_token(settings)
             app.state.services = Services(cache, SearchService(cache, settings.onnx_cache_dir))
-            app.state.retrieval = RetrievalService(graph, cache, settings)
+            app.state.retrieval = RetrievalService(app_graph, cache, settings)
             cleanup.callback(app.state.retrieval.close)
-            app.state.jobs = JobManager(graph, settings)  # training jobs on Ray, synced into the graph
+            app.state.jobs = JobManager(app_graph, settings)  # training jobs on Ray, synced into the graph
             app.state.jobs.start()
             cleanup.callback(app.state.jobs.close)
             if settings.warm_snapshot:
@@ -78,7 +81,6 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
                                                     if isinstance(r, APIRoute)],
                        limits={"/retrieval/image": settings.retrieval_max_bytes + retrieval_routes.MULTIPART_SLACK,
                                "/annotate": annotate.MAX_BODY_BYTES, "/normalize": normalize.MAX_BODY_BYTES})
-    app.add_middleware(HeadAsGetMiddleware)
     explore.install(app)  # /explore page, its static files, its read endpoints
     docs.install(app)  # /docs and /redoc with their assets served here (no CDN)
     return app

@@ -37,6 +37,16 @@ class GraphSettings(BaseSettings):
     embedded_http_port: int = Field(default=0, alias="PHENOKG_HTTP_PORT", ge=0, le=65535)
     embedded_heap: str = Field(default="1g", alias="PHENOKG_DB_HEAP")
     embedded_start_timeout_s: float = Field(default=60.0, alias="PHENOKG_DB_START_TIMEOUT")
+    # Failing fast when the database is down (kg.store.availability) and restarting the embedded one
+    # (kg.store.supervisor): a request waits at most about connect_timeout_s on a server that does not answer.
+    connect_timeout_s: float = Field(default=3.0, alias="PHENOKG_DB_CONNECT_TIMEOUT", gt=0)
+    retry_time_s: float = Field(default=5.0, alias="PHENOKG_DB_RETRY_TIME", ge=0,
+                                description="how long a transaction is retried on transient errors")
+    down_memo_s: float = Field(default=2.0, alias="PHENOKG_DB_DOWN_MEMO", ge=0,
+                               description="after a connection failure, requests fail at once for this long")
+    max_restarts: int = Field(default=5, alias="PHENOKG_DB_MAX_RESTARTS", ge=0)
+    restart_window_s: float = Field(default=600.0, alias="PHENOKG_DB_RESTART_WINDOW", gt=0)
+    restart_backoff_s: float = Field(default=1.0, alias="PHENOKG_DB_RESTART_BACKOFF", ge=0)
 
     @property
     def embedded(self) -> bool:

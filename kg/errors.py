@@ -10,7 +10,11 @@ class PhenoKGError(Exception):
 
 
 class GraphUnavailableError(PhenoKGError):
-    """The graph database cannot be reached or did not start."""
+    """The graph database cannot be reached or did not start; ``retry_after`` (seconds) when it is expected back."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class EmbeddedServerError(GraphUnavailableError):

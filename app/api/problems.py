@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -59,8 +60,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(GraphUnavailableError)
     async def unavailable(request: Request, exc: GraphUnavailableError) -> JSONResponse:
-        return problem(503, "Service Unavailable", "the graph database is not reachable",
-                       instance=request.url.path)
+        if exc.retry_after is None:
+            return problem(503, "Service Unavailable", "the graph database is not reachable",
+                           instance=request.url.path)
+        seconds = max(1, math.ceil(exc.retry_after))
+        response = problem(503, "Service Unavailable",
+                           f"the graph database is not reachable; it is expected back (retry in {seconds} s)",
+                           instance=request.url.path)
+        response.headers["Retry-After"] = str(seconds)
+        return response
 
     @app.exception_handler(ProblemError)
     async def explicit_problem(request: Request, exc: ProblemError) -> JSONResponse:

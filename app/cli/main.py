@@ -26,6 +26,9 @@ def main() -> None:
     # torch's OpenMP threads spin while idle by default, which starves the graph server on small machines.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The driver logs every lost connection; a command reports a database that went away in its one error line.
+    for name in ("neo4j.io", "neo4j.pool"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         app()
     except Exception as exc:

@@ -29,17 +29,26 @@ def note(message: str) -> None:
     typer.echo(f"phenokg: {message}", err=True)
 
 
+def _lost_connection(exc: BaseException) -> bool:
+    """A driver error for a database that went away under a call that used the driver directly."""
+    from neo4j.exceptions import ServiceUnavailable, SessionExpired
+
+    return isinstance(exc, (ServiceUnavailable, SessionExpired))
+
+
 def exit_code(exc: BaseException) -> int | None:
     """The exit code of an expected failure (``None``: a bug, which keeps its traceback)."""
     if isinstance(exc, (SourceFormatError, ValidationError, *INPUT_OS_ERRORS)):
         return 2
-    if isinstance(exc, PhenoKGError):
+    if isinstance(exc, PhenoKGError) or _lost_connection(exc):
         return 1
     return None
 
 
 def message(exc: BaseException) -> str:
     """The one line a failure prints (a driver's multi-line message is folded; a server log tail is kept)."""
+    if _lost_connection(exc):
+        return "the graph database is not reachable: " + " ".join(str(exc).split())
     if isinstance(exc, GraphUnavailableError) and not isinstance(exc, EmbeddedServerError):
         return " ".join(str(exc).split())
     return str(exc)

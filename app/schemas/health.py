@@ -10,6 +10,12 @@ class DatabaseHealth(BaseModel):
     server: str = Field(description="Bolt agent string of the graph server")
     dialect: str = Field(description="arcadedb (embedded default) or neo4j")
     latency_ms: float | None = None
+    state: str = Field(default="up", description="up; down (a connection failed, requests answer 503 at once for a "
+                                                  "moment, then one probes); restarting (the embedded server died and "
+                                                  "is being restarted); failed (it could not be brought back); stopped")
+    restarts: int = Field(default=0, description="restarts of the embedded server that brought it back")
+    detail: str | None = Field(default=None, description="why the database is not up")
+    retry_after_s: float | None = Field(default=None, description="seconds until it is expected back")
 
 
 class Health(BaseModel):

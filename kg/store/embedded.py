@@ -130,6 +130,11 @@ class EmbeddedServer:
         self.log_file = self.root / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The JVM this object started in the foreground (a child of this process), if any."""
+        return self._process
+
     # ---- credentials -------------------------------------------------------------------------
     def password(self) -> str:
         """The root password, generated on first use and kept in a 0600 file."""

@@ -28,7 +28,7 @@ def serve(
     from kg.store.migrations import migrate
 
     config = settings()
-    graph = connect(config)  # owns an embedded server it starts; stopped in `finally`
+    graph = connect(config, restart=True)  # owns an embedded server it starts (restarted when it dies; stopped below)
     try:
         applied = migrate(graph)
         if applied:
@@ -43,6 +43,6 @@ def serve(
         emb = ensure_embeddings(graph, onnx_cache=config.onnx_cache_dir)
         if not emb.up_to_date:
             typer.echo(f"embedded {emb.embedded_strings} phenotype names/synonyms ({emb.encoder})", err=True)
-        uvicorn.run(create_app(config), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(config, graph=graph), host=host, port=port, log_level="info")
     finally:
         graph.close()

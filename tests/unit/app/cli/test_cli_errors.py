@@ -21,3 +21,13 @@ def test_input_errors_exit_2_and_bugs_keep_their_traceback() -> None:
 
 def test_a_driver_message_is_one_line() -> None:
     assert message(GraphUnavailableError("cannot connect\n  to bolt://x:7687")) == "cannot connect to bolt://x:7687"
+
+
+def test_a_connection_lost_under_a_raw_driver_call_is_one_line_exit_1() -> None:
+    from neo4j.exceptions import ServiceUnavailable, SessionExpired
+
+    lost = ServiceUnavailable("Failed to read from defunct connection\n  IPv4Address(('127.0.0.1', 7687))")
+    assert exit_code(lost) == 1
+    assert exit_code(SessionExpired("gone")) == 1
+    assert message(lost) == ("the graph database is not reachable: Failed to read from defunct connection "
+                             "IPv4Address(('127.0.0.1', 7687))")
