@@ -141,7 +141,7 @@ class EmbeddedServer:
         if self.credentials_file.exists():
             data = json.loads(self.credentials_file.read_text())
             return str(data["password"])
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         password = secrets.token_urlsafe(24)
         fd = os.open(self.credentials_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -191,7 +191,8 @@ class EmbeddedServer:
 
     def _write_state(self, state: ServerState) -> None:
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(state)))
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+            fh.write(json.dumps(asdict(state)))
         tmp.replace(self.state_file)
 
     def log_tail(self, lines: int = 25) -> str:
@@ -232,7 +233,9 @@ class EmbeddedServer:
         running = self.status()
         if running is not None:
             return running
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            self.root.chmod(0o700)  # the data directory is ours alone (also one made by an older version)
         password = self.password()
         bolt_port = self.settings.embedded_bolt_port or free_port()
         http_port = self.settings.embedded_http_port or free_port()
@@ -245,7 +248,7 @@ class EmbeddedServer:
             fh.write(f'"-Darcadedb.server.rootPassword={password}"\n')
         if self.log_file.exists() and self.log_file.stat().st_size > 20_000_000:
             self.log_file.replace(self.log_file.with_suffix(".log.1"))
-        log = self.log_file.open("ab")
+        log = os.fdopen(os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         try:
             process = subprocess.Popen(
                 self._jvm_args(bolt_port, http_port, argfile),
@@ -255,6 +258,7 @@ class EmbeddedServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=detached,
                 preexec_fn=None if detached else _set_parent_death_signal,
+                umask=0o077,  # database files 0600, folders 0700
             )
         finally:
             log.close()

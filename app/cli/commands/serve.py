@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -10,6 +12,15 @@ import typer
 from app.cli.support import settings
 
 app = typer.Typer()
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived: leave through ``finally`` (uvicorn re-raises the SIGTERM it shut down on)."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+    raise _Terminated
 
 
 @app.command()
@@ -28,6 +39,8 @@ def serve(
     from kg.store.migrations import migrate
 
     config = settings()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    terminated = False
     graph = connect(config, restart=True)  # owns an embedded server it starts (restarted when it dies; stopped below)
     try:
         applied = migrate(graph)
@@ -44,5 +57,10 @@ def serve(
         if not emb.up_to_date:
             typer.echo(f"embedded {emb.embedded_strings} phenotype names/synonyms ({emb.encoder})", err=True)
         uvicorn.run(create_app(config, graph=graph), host=host, port=port, log_level="info")
+    except _Terminated:
+        terminated = True
     finally:
         graph.close()
+    if terminated:  # after the cleanup, end as SIGTERM ends a process
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)

@@ -1,15 +1,18 @@
 """A local Ray head for training jobs when ``RAY_ADDRESS`` is unset.
 
 ``ray start --head --block`` runs as its own process group (so it outlives an API that crashes, and the next
-API start reuses it through ``<root>/head.json``); SIGTERM to it stops every Ray process it started. Everything
+API start reuses it through ``<root>/head.json``); :meth:`LocalRayHead.stop` sends SIGTERM to that group and
+SIGKILL a second later to whatever is left (Ray's own graceful stop takes 10 s and more). Everything
 it listens on is on 127.0.0.1, on ports chosen free at start (GCS, object and node managers, dashboard — the
 Jobs API —, dashboard agent HTTP and gRPC, runtime-env agent, metrics export; workers take ports the system
 assigns), so several heads (two ``PHENOKG_HOME`` on one host, or any other Ray) run side by side. Ray would
 resolve a loopback node address to the machine's address; ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (the switch
 Ray reads to keep a single-node head on loopback) keeps it on 127.0.0.1. The Ray client server (which runs code
 for whoever reaches it) is off unless asked for. Usage statistics are off; the temp directory is under
-``PHENOKG_HOME/ray`` (mode 0700; or a 0700 folder under the system temp directory when that path is too long
-for the Unix sockets Ray puts in it) and the head runs with umask 077.
+``PHENOKG_HOME/ray`` (itself 0700; or in a 0700 folder under the system temp directory when that path is too long
+for the Unix sockets Ray puts in it) and the head runs with umask 077. Ray makes its temp directory 0777 (meant
+for a ``/tmp/ray`` that users share) whenever a process of it starts; the 0700 folder above it is what keeps
+other users out.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+import psutil
 
 from kg.store.embedded import pid_alive
 
@@ -146,7 +151,7 @@ class LocalRayHead:
         return address if dashboard_ready(address) else None
 
     def _private_dirs(self) -> Path:
-        """Create ``root`` and the temp directory, both closed to other users (0700); return the temp dir."""
+        """Create ``root`` and the temp directory in a folder closed to other users (0700); return the temp dir."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.root.chmod(0o700)
         temp = self.temp_dir
@@ -192,7 +197,6 @@ class LocalRayHead:
                 raise RuntimeError(f"the local Ray head exited with {process.returncode} while starting "
                                    f"(see {self.root / LOG_FILE})")
             if dashboard_ready(address) and _listening(ports["dashboard-agent-listen-port"]):
-                temp.chmod(0o700)  # Ray makes its temp dir 0777 (for a /tmp/ray shared by users)
                 log.info("started a local Ray head (Jobs API %s, temp dir %s)", address, temp)
                 return address
             self._cancel.wait(0.5)
@@ -214,27 +218,31 @@ class LocalRayHead:
 
     @staticmethod
     def _terminate(pid: int, grace: float = STOP_GRACE_S) -> None:
-        """SIGTERM the head's process group, SIGKILL what is left of it after ``grace`` seconds.
+        """SIGTERM the head's process group and every process below it, SIGKILL what is left after ``grace``.
 
-        Ray's own graceful stop takes 10 s and more (the raylet, the GCS); the API stops its head only when it
-        stops itself, its jobs already marked interrupted, so a short grace is enough. Workers and job drivers
-        (in sessions of their own) exit when their raylet or job supervisor is gone.
+        Workers and job drivers run in sessions of their own, and a job's process outlives a raylet that is
+        killed, so they are collected first and signalled one by one. Ray's own graceful stop takes 10 s and
+        more (the raylet, the GCS); the API stops its head only when it stops itself, its jobs already marked
+        interrupted, so a short grace is enough.
         """
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+        try:
+            leader = psutil.Process(pid)
+            procs = [leader, *leader.children(recursive=True)]
+        except psutil.Error:
+            procs = []
+        own_group = os.getpgrp()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if pid != own_group:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, sig)
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    proc.send_signal(sig)  # psutil checks that the pid is still that process
+            procs = psutil.wait_procs(procs, timeout=grace)[1]
+            if not procs:
+                break
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+            os.waitpid(pid, os.WNOHANG)
 
     def cancel(self) -> None:
         """Abort a :meth:`start` in progress (it kills what it started) and refuse later ones."""
