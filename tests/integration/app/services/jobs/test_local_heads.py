@@ -1,8 +1,9 @@
 """Local Ray heads as the API runs them (RAY_ADDRESS unset), over the real session graph and real Ray.
 
-Two ``PHENOKG_HOME`` on one host each start their own head (every port free and on 127.0.0.1, the client server
-off, its temp dir in a 0700 folder) and both run a real job to success at the same time; a job whose submission or status
-read keeps failing ends ``failed`` with the reason after one warning; a rejected submission leaves no folder.
+Two ``PHENOKG_HOME`` on one host each start their own head (every port free and on 127.0.0.1, the client
+server off, its temp dir in a 0700 folder) and both run a real job to success at the same time; a job whose
+submission or status read keeps failing ends ``failed`` with the reason after one warning; a rejected
+submission leaves no folder.
 """
 
 from __future__ import annotations
