@@ -588,12 +588,12 @@ def test_jobs_panel_plots_the_loss_of_a_finished_clip_run_and_takes_a_multiline_
                             " height: e.clientHeight, scroll: e.scrollHeight}; }")
     assert "mono" in style["font"].lower() and style["line"] >= 1.4 * style["size"], style
     assert style["height"] >= 4 * style["line"] and style["scroll"] <= style["height"], style  # 4 lines, all shown
+    page.screenshot(path=str(ARTIFACTS / "explore-jobs-clip-loss.png"), full_page=True)
     # underscores are drawn inside the box: the same text with spaces in their place looks different
     with_underscores = config.screenshot()
     config.fill('{\n  "text trainable layers": 2,\n  "temperature": 0.07\n}')
     assert config.screenshot() != with_underscores
     config.fill("{}")
-    page.screenshot(path=str(ARTIFACTS / "explore-jobs-clip-loss.png"), full_page=True)
 
 
 def test_evidence_panel_filters_by_relation_and_pages(page: Any, graph: Graph, graph_settings: GraphSettings,
