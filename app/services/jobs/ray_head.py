@@ -1,18 +1,18 @@
 """A local Ray head for training jobs when ``RAY_ADDRESS`` is unset.
 
-``ray start --head --block`` runs as its own process group (so it outlives an API that crashes, and the next
-API start reuses it through ``<root>/head.json``); :meth:`LocalRayHead.stop` sends SIGTERM to that group and
-SIGKILL a second later to whatever is left (Ray's own graceful stop takes 10 s and more). Everything
-it listens on is on 127.0.0.1, on ports chosen free at start (GCS, object and node managers, dashboard — the
-Jobs API —, dashboard agent HTTP and gRPC, runtime-env agent, metrics export; workers take ports the system
-assigns), so several heads (two ``PHENOKG_HOME`` on one host, or any other Ray) run side by side. Ray would
-resolve a loopback node address to the machine's address; ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (the switch
-Ray reads to keep a single-node head on loopback) keeps it on 127.0.0.1. The Ray client server (which runs code
-for whoever reaches it) is off unless asked for. Usage statistics are off; the temp directory is under
-``PHENOKG_HOME/ray`` (itself 0700; or in a 0700 folder under the system temp directory when that path is too long
-for the Unix sockets Ray puts in it) and the head runs with umask 077. Ray makes its temp directory 0777 (meant
-for a ``/tmp/ray`` that users share) whenever a process of it starts; the 0700 folder above it is what keeps
-other users out.
+``ray start --head --block`` runs as its own process group (so it outlives an API that crashes, and the next API
+start reuses it through ``<root>/head.json``); :meth:`LocalRayHead.stop` sends SIGTERM to that group and SIGKILL
+a second later to whatever is left (Ray's own graceful stop takes 10 s and more). Everything it listens on is on
+127.0.0.1, on ports chosen free at start (GCS, object and node managers, dashboard — the Jobs API —, dashboard
+agent HTTP and gRPC, runtime-env agent, metrics export, the dashboard's and the autoscaler's metrics; workers
+take ports the system assigns), so several heads (two ``PHENOKG_HOME`` on one host, or any other Ray) run side
+by side. Ray would resolve a loopback node address to the machine's address;
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (the switch Ray reads to keep a single-node head on loopback) keeps it
+on 127.0.0.1. The Ray client server (which runs code for whoever reaches it) is off unless asked for. Usage
+statistics are off; the temp directory is under ``PHENOKG_HOME/ray`` (itself 0700; or in a 0700 folder under the
+system temp directory when that path is too long for the Unix sockets Ray puts in it) and the head runs with
+umask 077. Ray makes its temp directory 0777 (meant for a ``/tmp/ray`` that users share) whenever a process of
+it starts; the 0700 folder above it is what keeps other users out.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ PORT_OPTIONS: Final = ("port", "object-manager-port", "node-manager-port", "dash
                        "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
                        "metrics-export-port")
 """The ``ray start`` options of every port the head listens on, each given a free loopback port."""
+ENV_PORTS: Final = ("AUTOSCALER_METRIC_PORT", "DASHBOARD_METRIC_PORT")
+"""Ports Ray takes from the environment only (fixed 44217 and 44227 by default: the second head lost them)."""
 STOP_GRACE_S: Final = 1.0
 """How long the head's process group gets after SIGTERM before SIGKILL."""
 
@@ -179,14 +181,16 @@ class LocalRayHead:
         if self._cancel.is_set():
             raise RuntimeError("the local Ray head is not started: phenokg is stopping")
         temp = self._private_dirs()
-        options = PORT_OPTIONS + (("ray-client-server-port",) if self.client_server else ())
+        options = PORT_OPTIONS + (("ray-client-server-port",) if self.client_server else ()) + ENV_PORTS
         ports = dict(zip(options, free_ports(len(options)), strict=True))
         address = f"http://127.0.0.1:{ports['dashboard-port']}"
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-               "PHENOKG_RAY_CLIENT_SERVER": "1" if self.client_server else "0"}
+               "PHENOKG_RAY_CLIENT_SERVER": "1" if self.client_server else "0",
+               **{name: str(ports[name]) for name in ENV_PORTS}}
         env.pop("RAY_ADDRESS", None)
+        cli_ports = {option: port for option, port in ports.items() if option not in ENV_PORTS}
         with (self.root / LOG_FILE).open("ab") as out:
-            process = subprocess.Popen(self.command(temp, ports), stdout=out, stderr=subprocess.STDOUT,
+            process = subprocess.Popen(self.command(temp, cli_ports), stdout=out, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, env=env, start_new_session=True, umask=0o077)
         self.spawned = True
         (self.root / STATE_FILE).write_text(json.dumps({"pid": process.pid, "address": address,

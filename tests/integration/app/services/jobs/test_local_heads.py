@@ -24,7 +24,7 @@ import pytest
 from app.core.config import AppSettings
 from app.services.jobs.configs import validate_config
 from app.services.jobs.manager import JobManager
-from app.services.jobs.ray_head import PORT_OPTIONS
+from app.services.jobs.ray_head import ENV_PORTS, PORT_OPTIONS, LocalRayHead
 from kg.config import GraphSettings
 from kg.errors import ValidationError
 from kg.repo import jobs as J
@@ -108,7 +108,7 @@ def _two_heads_run_jobs(managers: list[JobManager], tiny_bert_dir: Path) -> None
         heads = [m.ray.head for m in managers]
         assert all(h is not None and m.ray.started_head for h, m in zip(heads, managers, strict=True))
         ports = [h.ports() for h in heads if h is not None]
-        assert all(set(p) == set(PORT_OPTIONS) for p in ports)  # no client server port: it is off
+        assert all(set(p) == {*PORT_OPTIONS, *ENV_PORTS} for p in ports)  # no client server port: it is off
         assert not set(ports[0].values()) & set(ports[1].values())
         assert all(p["dashboard-agent-listen-port"] != RAY_DEFAULT_AGENT_PORT for p in ports)
         for head in heads:
@@ -187,3 +187,20 @@ def test_a_rejected_submission_leaves_no_job_folder(mini_graph: Graph, tiny_bert
     assert list((tmp_path / "jobs").iterdir()) == []
     assert [j for j in J.list_jobs(mini_graph) if j.job_dir.startswith(str(tmp_path))] == []
     manager.close()
+
+
+def test_the_client_server_runs_on_loopback_only_when_asked(tmp_path: Path) -> None:
+    head = LocalRayHead(tmp_path / "ray", num_cpus=1, client_server=True)
+    try:
+        head.start()
+        port = head.ports()["ray-client-server-port"]
+        pid = head.pid()
+        assert pid is not None
+        deadline = time.monotonic() + 30
+        while not (servers := [s for s in _listening(pid) if s[1] == port]):
+            assert time.monotonic() < deadline, "the Ray client server never listened"
+            time.sleep(0.3)
+        assert [ip for ip, _, _ in servers] in (["127.0.0.1"], ["::ffff:127.0.0.1"])
+        assert [s for s in _listening(pid) if s[0] not in ("127.0.0.1", "::ffff:127.0.0.1")] == []
+    finally:
+        head.stop()
