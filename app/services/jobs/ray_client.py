@@ -67,7 +67,7 @@ class RayJobs:
                     address, started = self.head.ensure()
                     self.started_head = self.started_head or started
                 self._client = JobSubmissionClient(address)
-            except (OSError, RuntimeError, ConnectionError) as exc:
+            except (OSError, RuntimeError, ValueError) as exc:  # ValueError: RAY_ADDRESS is no address
                 raise RayUnavailableError(f"Ray is not reachable at {self.address or 'the local head'}: {exc}"
                                           ) from exc
             return self._client
