@@ -75,10 +75,13 @@ export async function showTerm(id, all = false) {
     ]));
   const of = (role, total) => (count(role) < total ? `${count(role)} of ${total}` : `${total}`);
   $("#graph-title").textContent = `Neighbourhood of ${term.name}`;
-  const hidden = (t.children - count("child")) + (t.typical - count("typical")) + (t.excluded - count("excluded"));
+  // what "show all" adds: each group up to the endpoint's largest limit
+  const more = (role, total, limit) => Math.min(total, limit) - count(role);
+  const hidden = more("child", t.children, TERM_ALL.children) + more("typical", t.typical, TERM_ALL.diseases)
+    + more("excluded", t.excluded, TERM_ALL.diseases);
   graphNote(`${t.parents} parent(s), ${of("child", t.children)} child(ren), ${of("typical", t.typical)} disease(s) typical, ` +
     `${of("excluded", t.excluded)} excluded, ${t.evidence} evidence image(s). Click a node to open it; scroll to zoom. `,
-    !all && hidden > 0 ? `Show all (${hidden} more)` : "", () => showTerm(term.id, true));
+    !all && hidden > 0 ? `Show ${hidden} more` : "", () => showTerm(term.id, true));
   draw(hood, openNode, { parent: "Parents", child: `Children (${of("child", t.children)})`,
     typical: `Diseases that show it (${of("typical", t.typical)})`,
     excluded: `Diseases that exclude it (${of("excluded", t.excluded)})`, evidence: "Image evidence" });

