@@ -117,7 +117,9 @@ class Graph:
     def _transaction(self, driver: neo4j.Driver, query: LiteralString, params: dict[str, Any], *, write: bool,
                      keep: bool = True) -> list[dict[str, Any]]:
         mode = neo4j.WRITE_ACCESS if write else neo4j.READ_ACCESS
-        with driver.session(database=self.database, default_access_mode=mode) as session, \
+        # the bookmarks execute_query would share: a read sees the writes before it, on a cluster too
+        with driver.session(database=self.database, default_access_mode=mode,
+                            bookmark_manager=driver.execute_query_bookmark_manager) as session, \
                 session.begin_transaction() as tx:
             result = tx.run(query, params)
             records = [record.data() for record in result] if keep else []
