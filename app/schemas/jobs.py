@@ -2,31 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.train.job_spec import JobKind
+from app.schemas.job_configs import ClipJobConfig, KnowledgeEncoderJobConfig
+from models.train.job_spec import JobKind as JobKind  # re-exported for the routes
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
 
-class JobRequest(BaseModel):
-    """A training job: its kind and a flat config (training fields and run options)."""
+class KnowledgeEncoderJob(BaseModel):
+    """A knowledge-encoder training job (``phenokg train knowledge-encoder``)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"kind": "knowledge-encoder", "config": {"max_steps": 200, "batch_size": 64, "lr": 2e-5}},
-        {"kind": "clip", "config": {"source": "pneumoniamnist", "max_steps": 300, "text_trainable_layers": 0,
-                                    "captions": "mixed", "image_size": 64}},
-    ]})
+        {"kind": "knowledge-encoder", "config": {"max_steps": 200, "batch_size": 64, "lr": 2e-5}}]})
 
-    kind: JobKind
-    config: dict[str, Any] = Field(
-        default_factory=dict,
-        description="knowledge-encoder: KnowledgeTrainConfig fields plus held_out_fraction, branch, baseline, "
-                    "gold, device. clip: ClipTrainConfig fields plus source (required), split, eval_split, "
-                    "captions, text_model, k, gpus, device. Unknown keys and bad values are 422.")
+    kind: Literal["knowledge-encoder"]
+    config: KnowledgeEncoderJobConfig = Field(default_factory=lambda: KnowledgeEncoderJobConfig())
+
+
+class ClipJob(BaseModel):
+    """An image–text training job (``phenokg train clip``); ``config.source`` is required."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"kind": "clip", "config": {"source": "pneumoniamnist", "max_steps": 300, "text_trainable_layers": 0,
+                                    "captions": "mixed", "image_size": 64}}]})
+
+    kind: Literal["clip"]
+    config: ClipJobConfig
+
+
+JobRequest = Annotated[KnowledgeEncoderJob | ClipJob, Field(discriminator="kind")]
+"""A training job: its kind and a flat config (training fields and run options), one schema per kind."""
 
 
 class ProvenanceOut(BaseModel):

@@ -30,10 +30,9 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -46,8 +45,8 @@ from models.clip_files import MODEL_DIR
 from models.encoders import CLIPModel, ImageEncoder, TextEncoder, freeze_text_layers
 from models.images import augment_images, resize_images
 from models.losses import PhenoLIPLoss
-from models.registry import config_from_dict
 from models.train.clip_data import ClipBatch, ClipCollator, ClipSample
+from models.train.configs import ClipTrainConfig
 from models.train.knowledge import lr_lambda
 from models.train.utils import skips_weight_decay
 from models.types import DiseaseSets
@@ -60,67 +59,6 @@ __all__ = [
     "train_clip",
 ]
 
-KDMode = Literal["contrastive", "relational", "both"]
-
-
-@dataclass(frozen=True)
-class ClipTrainConfig:
-    """Hyper-parameters of image–text training."""
-
-    image_model: str = "efficientnet_lite0"
-    image_checkpoint: str | None = None
-    """timm checkpoint file / saved ImageEncoder dir; ``None``: packaged Lite0 (if ``image_pretrained``)."""
-    image_pretrained: bool = True
-    text_model: str | None = None
-    """Student text tower init: a knowledge-encoder directory (``None``: packaged MiniLM)."""
-    teacher_model: str | None = None
-    """Frozen teacher; ``None``: the same directory as ``text_model``."""
-    embed_dim: int = 256
-    image_size: int = 224
-    batch_size: int = 64
-    lr: float = 1e-4
-    text_lr: float = 1e-5
-    weight_decay: float = 0.05
-    epochs: int = 1
-    max_steps: int | None = None
-    warmup_steps: int = 0
-    temperature: float = 0.07
-    w_kd: float = 0.3
-    w_soft: float = 0.0
-    identity_weight: float = 0.7
-    kd_mode: KDMode = "contrastive"
-    max_length: int = 64
-    text_trainable_layers: int | None = None
-    """Text-tower layers that train: ``None`` all; ``k`` the top ``k`` transformer layers (embeddings and the
-    rest frozen); ``0`` none — the tower is frozen (LiT-style "locked text"), its caption embeddings are
-    computed once per distinct caption and only the projection heads and the image tower learn. With a frozen
-    tower the distillation term has nothing to act on and is skipped."""
-    grad_clip: float | None = 1.0
-    augment: bool = False
-    """Random affine and exposure jitter per training image (:func:`models.images.augment_images`)."""
-    seed: int = 0
-    amp: bool = True
-    """Mixed precision on CUDA (bf16 if supported, else fp16 + GradScaler); ignored on the CPU."""
-    num_workers: int = 0
-    channels_last: bool = True
-    """On CUDA, keep the image tower in channels-last memory format (faster convolutions under AMP)."""
-    log_every: int = 10
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def text_frozen(self) -> bool:
-        return self.text_trainable_layers == 0
-
-    @property
-    def uses_teacher(self) -> bool:
-        """Whether the distillation term runs (``w_kd > 0`` and a text tower that trains)."""
-        return self.w_kd > 0 and not self.text_frozen
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ClipTrainConfig:
-        return config_from_dict(cls, data)
 
 
 def dist_info() -> tuple[int, int, int]:

@@ -22,9 +22,8 @@ import math
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -33,13 +32,11 @@ from tqdm.auto import tqdm
 from kg.errors import ValidationError
 from models.encoders import TextEncoder, freeze_text_layers
 from models.losses import InfoNCELoss
-from models.registry import config_from_dict
+from models.train.configs import KnowledgeTrainConfig, Schedule
 from models.train.sampler import (
     AttributeKind,
     KnowledgePairBatches,
-    SingleAttributePolicy,
     attributes_of,
-    check_kind_weights,
     false_negative_mask,
     normalize_text,
 )
@@ -53,7 +50,6 @@ __all__ = [
     "train_knowledge_encoder",
 ]
 
-Schedule = Literal["cosine", "linear", "constant"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -63,53 +59,6 @@ ENCODER_DIR = "encoder"
 
 # Config fields that may change between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = frozenset({"checkpoint_every", "log_every"})
-
-
-@dataclass(frozen=True)
-class KnowledgeTrainConfig:
-    """Hyper-parameters of knowledge-encoder training (paper: PubMedBERT, lr 1e-5, batch 256, τ 0.07)."""
-
-    model_path: str | None = None
-    """Initial text model directory (HF or sentence-transformers); ``None``: packaged all-MiniLM-L6-v2."""
-    seed: int = 0
-    batch_size: int = 64
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    epochs: int = 1
-    max_steps: int | None = None
-    """Stop after this many optimizer steps (cycling epochs as needed); overrides ``epochs``."""
-    warmup_steps: int = 0
-    schedule: Schedule = "cosine"
-    temperature: float = 0.07
-    learnable_temperature: bool = False
-    max_length: int = 64
-    grad_clip: float | None = 1.0
-    checkpoint_every: int = 500
-    log_every: int = 1
-    single_attribute: SingleAttributePolicy = "skip"
-    name_anchor_prob: float = 0.5
-    kind_weights: dict[str, float] | None = None
-    """Sampling weight of each attribute kind in a pair (``None``: uniform; see
-    :class:`models.train.sampler.AttributePairSampler`)."""
-    trainable_layers: int | None = None
-    """Train only the top N transformer layers (``None``: all; embeddings frozen whenever N is set)."""
-    paraphrases: bool = False
-    """Add mention-style paraphrases of grouping-term labels as a ``paraphrase`` attribute kind
-    (:mod:`models.train.paraphrase`)."""
-
-    def __post_init__(self) -> None:
-        check_kind_weights(self.kind_weights)
-        if self.trainable_layers is not None and self.trainable_layers < 1:
-            raise ValidationError("trainable_layers must be >= 1 (or None: all layers)")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> KnowledgeTrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise."""
-        return config_from_dict(cls, data)
 
 
 def lr_lambda(step: int, *, warmup_steps: int, total_steps: int, schedule: Schedule) -> float:

@@ -2,22 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError as PydanticValidationError
+from fastapi.routing import APIRoute
 
 from app.api.auth import AUTH_ERRORS
 from app.api.deps import GraphDep, JobsDep, WriteAccess
 from app.core.errors import ProblemError
+from app.schemas.job_configs import unknown_key_message
 from app.schemas.jobs import ID_PATTERN, JobKind, JobList, JobOut, JobRequest, JobStatus
 from app.schemas.terms import Problem, ValidationProblem
-from app.services.jobs.configs import validate_config
+from app.services.jobs.configs import KINDS, job_config
 from app.services.jobs.manager import JobConflictError
 from kg.repo import jobs as J
 
-router = APIRouter(tags=["jobs"])
+
+def config_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """A job body's validation errors as a user reads them: the kind's tag dropped from the locations
+    (``body.config.epochz``, not ``body.knowledge-encoder.config.epochz``), and an unknown key named with the
+    valid keys of its kind (pydantic only says "Extra inputs are not permitted")."""
+    out = []
+    for error in errors:
+        loc = list(error.get("loc", ()))
+        kind = loc.pop(1) if len(loc) > 1 and loc[0] == "body" and loc[1] in KINDS else None
+        if error.get("type") == "extra_forbidden" and len(loc) == 2 and loc[0] == "body":
+            error = {**error, "msg": f"unknown key {loc[1]!r}; valid keys: config, kind"}
+        elif error.get("type") == "extra_forbidden" and kind is not None and len(loc) == 3 and loc[1] == "config":
+            error = {**error, "msg": unknown_key_message(kind, str(loc[2]))}
+        out.append({**error, "loc": tuple(loc)})
+    return out
+
+
+class JobRoute(APIRoute):
+    """Routes whose request validation errors go through :func:`config_errors` (FastAPI's documented way to
+    handle a route's ``RequestValidationError`` itself: a custom ``APIRoute``)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                raise RequestValidationError(config_errors(exc.errors()), body=exc.body) from exc
+
+        return handle
+
+
+router = APIRouter(tags=["jobs"], route_class=JobRoute)
 
 JobIdPath = Annotated[str, Path(pattern=ID_PATTERN, description="Training job id", examples=["job-20261204-a1b2c3"])]
 
@@ -33,15 +68,13 @@ def job_out(job: J.TrainingJob) -> JobOut:
                         **AUTH_ERRORS,
                         422: {"model": ValidationProblem,
                               "description": "Unknown config keys, bad values, or no training data in the graph"}},
-             description="Validates the config against the training config of the kind, exports the training "
-                         "data from the graph and queues the job; it then runs on Ray, never in the API. Poll "
-                         "`GET /jobs/{id}` for status, progress and metrics.")
-def submit_job(body: JobRequest, manager: JobsDep, response: Response) -> JobOut:
-    try:
-        config = validate_config(body.kind, body.config)
-    except PydanticValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", "config", *e["loc"])} for e in exc.errors()]) from exc
-    job = manager.submit(config)
+             description="Validates the config against the training config of the kind (the schema of "
+                         "`config` follows `kind`: every key with its default and range; the keys are the "
+                         "options of `phenokg train knowledge-encoder` / `phenokg train clip`), exports the "
+                         "training data from the graph and queues the job; it then runs on Ray, never in the "
+                         "API. Poll `GET /jobs/{id}` for status, progress and metrics.")
+def submit_job(body: Annotated[JobRequest, Body()], manager: JobsDep, response: Response) -> JobOut:
+    job = manager.submit(job_config(body.kind, body.config))
     response.headers["Location"] = f"/jobs/{job.id}"
     return job_out(job)
 

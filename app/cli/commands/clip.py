@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, cast
 import typer
 
 from app.cli.support import graph_connection, note, settings
+from app.schemas.job_configs import describe
 from app.services.training import NO_ACTIVE_ENCODER, load_clip_data, resolve_text_model
 from kg.errors import ValidationError
 
@@ -41,6 +42,28 @@ def parse_ks(text: str) -> tuple[int, ...]:
     if not ks or ks[0] < 1:
         raise ValidationError(f"--k {text!r}: expected comma-separated positive integers")
     return ks
+
+
+def parse_optional_float(text: str, option: str) -> float | None:
+    """``"1.0"`` → 1.0, ``"none"`` → None (an option whose config value may be null); > 0."""
+    if text.strip().lower() in ("none", "null", "off"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValidationError(f"{option}: expected a number or 'none', not {text!r}") from None
+    if not value > 0:
+        raise ValidationError(f"{option}: must be > 0 (or 'none'), not {text!r}")
+    return value
+
+
+def _c(key: str) -> str:
+    """Help of a ``train clip`` option: the description of the job-config key of the same name."""
+    return describe("clip", key) + "."
+
+
+def _resolved(path: Path | None) -> str | None:
+    return str(path.expanduser().resolve()) if path is not None else None
 
 
 def _text_model(graph: Graph, text_model: str) -> tuple[str | None, str]:
@@ -105,7 +128,7 @@ def import_npz(
 
 @train_app.command("clip")
 def train_clip_command(
-    source: Annotated[str, typer.Option(help="Evidence source (dataset) to train on.")],
+    source: Annotated[str, typer.Option(help=_c("source"))],
     split: Annotated[str | None, typer.Option(help="Split to train on ('all': every item).")] = "train",
     captions: Annotated[str, typer.Option(help="stored | coarse | medium | fine | mixed (re-captioned from "
                                                "each item's finding sets every epoch).")] = "stored",
@@ -113,39 +136,52 @@ def train_clip_command(
         help="Validation split: evaluated on, and the grounding (calibration, domain threshold) is fitted on it "
              "('none': skip both).")] = "val",
     text_model: Annotated[str, typer.Option(help=TEXT_MODEL_HELP)] = "active",
-    image_checkpoint: Annotated[Path | None, typer.Option(
-        help="Image tower weights: a timm checkpoint / safetensors file or a saved image encoder "
-             "(default: the packaged ImageNet EfficientNet-Lite0).")] = None,
-    image_model: Annotated[str, typer.Option(help="timm architecture of the image tower.")
-                           ] = "efficientnet_lite0",
-    image_size: Annotated[int, typer.Option(min=16, max=1024, help="Input side in pixels.")] = 224,
-    epochs: Annotated[int, typer.Option(min=1, help="Epochs (ignored with --max-steps).")] = 5,
-    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps.")] = None,
-    batch_size: Annotated[int, typer.Option(min=2, help="Image–caption pairs per batch (per GPU).")] = 64,
+    teacher_model: Annotated[Path | None, typer.Option(help=_c("teacher_model"))] = None,
+    image_checkpoint: Annotated[Path | None, typer.Option(help=_c("image_checkpoint"))] = None,
+    image_model: Annotated[str, typer.Option(help=_c("image_model"))] = "efficientnet_lite0",
+    image_pretrained: Annotated[bool, typer.Option("--image-pretrained/--no-image-pretrained",
+                                                   help=_c("image_pretrained"))] = True,
+    embed_dim: Annotated[int, typer.Option(min=1, help=_c("embed_dim"))] = 256,
+    image_size: Annotated[int, typer.Option(min=16, max=1024, help=_c("image_size"))] = 224,
+    epochs: Annotated[int, typer.Option(min=1, help=_c("epochs"))] = 5,
+    max_steps: Annotated[int | None, typer.Option(min=1, help=_c("max_steps"))] = None,
+    batch_size: Annotated[int, typer.Option(min=2, help=_c("batch_size"))] = 64,
     lr: Annotated[float, typer.Option(min=0.0, help="Learning rate (image tower and heads).")] = 1e-4,
-    text_lr: Annotated[float, typer.Option(min=0.0, help="Learning rate of the text tower.")] = 1e-5,
-    text_layers: Annotated[str, typer.Option(
+    text_lr: Annotated[float, typer.Option(min=0.0, help=_c("text_lr"))] = 1e-5,
+    weight_decay: Annotated[float, typer.Option(min=0.0, help=_c("weight_decay"))] = 0.05,
+    text_trainable_layers: Annotated[str, typer.Option(
         help="Text-tower layers that train: 'all', or N (the top N; 0 freezes the tower and caches caption "
              "embeddings: much faster on a CPU).")] = "all",
-    w_kd: Annotated[float, typer.Option(min=0.0, help="Weight of the distillation term.")] = 0.3,
-    w_soft: Annotated[float, typer.Option(min=0.0, help="Weight of the Jaccard soft-target term.")] = 0.0,
-    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Random affine and exposure jitter of "
-                                                                         "training images.")] = False,
-    tau: Annotated[float, typer.Option(min=1e-3, help="Initial temperature.")] = 0.07,
-    warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 0,
-    seed: Annotated[int, typer.Option(help="Seed of weights, order and captions.")] = 0,
+    w_kd: Annotated[float, typer.Option(min=0.0, help=_c("w_kd"))] = 0.3,
+    w_soft: Annotated[float, typer.Option(min=0.0, help=_c("w_soft"))] = 0.0,
+    identity_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help=_c("identity_weight"))] = 0.7,
+    kd_mode: Annotated[str, typer.Option(help=_c("kd_mode") + ".")] = "contrastive",
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help=_c("augment"))] = False,
+    temperature: Annotated[float, typer.Option(min=1e-3, help=_c("temperature"))] = 0.07,
+    max_length: Annotated[int, typer.Option(min=8, max=512, help=_c("max_length"))] = 64,
+    warmup_steps: Annotated[int, typer.Option(min=0, help=_c("warmup_steps"))] = 0,
+    grad_clip: Annotated[str, typer.Option(help=_c("grad_clip") + "; 'none' turns it off.")] = "1.0",
+    seed: Annotated[int, typer.Option(min=0, help=_c("seed"))] = 0,
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help=_c("amp"))] = True,
+    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last",
+                                                help=_c("channels_last"))] = True,
     num_workers: Annotated[int | None, typer.Option(
-        min=0, help="DataLoader workers (default: 0 on a CPU, up to 8 per GPU).")] = None,
+        min=0, max=64, help="DataLoader workers (default: 0 on a CPU, up to 8 per GPU).")] = None,
+    log_every: Annotated[int, typer.Option(min=1, help=_c("log_every"))] = 10,
     k: Annotated[str, typer.Option("--k", help="Recall cut-offs for the evaluation.")] = "1,5,10",
     out: Annotated[Path | None, typer.Option(help="Model directory (default: PHENOKG_HOME/models/clip/<id>)."
                                              )] = None,
     activate: Annotated[bool, typer.Option("--activate", help="Make it the active clip model.")] = False,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N].")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    text_layers: Annotated[str | None, typer.Option(hidden=True, help="Old name of --text-trainable-layers.")
+                           ] = None,
+    tau: Annotated[float | None, typer.Option(min=1e-3, hidden=True, help="Old name of --temperature.")] = None,
 ) -> None:
     """Train an image–text model (PhenoLIP stage 2) on graph evidence and register it (kind clip).
 
-    Data-parallel over N GPUs (or CPU processes): `phenokg db start`, then
+    The options are the keys of a clip job's config (`POST /jobs`), with dashes. Data-parallel over N GPUs
+    (or CPU processes): `phenokg db start`, then
     `torchrun --nproc_per_node N -m app.cli.main train clip … --out DIR`; rank 0 evaluates and registers."""
     from kg.repo.registry import ModelVersion, register_model
     from kg.repo.registry import activate_model as activate_version
@@ -157,13 +193,17 @@ def train_clip_command(
     if captions not in CAPTION_SOURCES:
         raise ValidationError(f"--captions must be one of {', '.join(CAPTION_SOURCES)}, not {captions!r}")
     ks = parse_ks(k)
+    layers_text = text_layers if text_layers is not None else text_trainable_layers
     layers: int | None = None
-    if text_layers != "all":
-        if not text_layers.isdigit():
-            raise ValidationError(f"--text-layers must be 'all' or a number, not {text_layers!r}")
-        layers = int(text_layers)
-    if image_checkpoint is not None and not image_checkpoint.expanduser().exists():
-        raise FileNotFoundError(f"--image-checkpoint {image_checkpoint}: no such file or directory")
+    if layers_text != "all":
+        if not layers_text.isdigit():
+            raise ValidationError(f"--text-trainable-layers must be 'all' or a number, not {layers_text!r}")
+        layers = int(layers_text)
+    if kd_mode not in ("contrastive", "relational", "both"):
+        raise ValidationError(f"--kd-mode must be contrastive, relational or both, not {kd_mode!r}")
+    for option, path in (("--image-checkpoint", image_checkpoint), ("--teacher-model", teacher_model)):
+        if path is not None and not path.expanduser().exists():
+            raise FileNotFoundError(f"{option} {path}: no such file or directory")
     from models.registry import pick_device
     from models.train.clip_train import default_loader_workers, dist_info
 
@@ -188,11 +228,14 @@ def train_clip_command(
             except ValueError:
                 note(f"note: no {source} evidence in split {eval_split!r}: skipping the evaluation")
     config = ClipTrainConfig(
-        image_model=image_model, image_checkpoint=str(image_checkpoint.expanduser().resolve())
-        if image_checkpoint is not None else None, text_model=text_path, image_size=image_size,
-        batch_size=batch_size, lr=lr, text_lr=text_lr, epochs=epochs, max_steps=max_steps,
-        warmup_steps=warmup_steps, temperature=tau, w_kd=w_kd, w_soft=w_soft, augment=augment,
-        text_trainable_layers=layers, seed=seed, num_workers=num_workers)
+        image_model=image_model, image_checkpoint=_resolved(image_checkpoint), image_pretrained=image_pretrained,
+        text_model=text_path, teacher_model=_resolved(teacher_model), embed_dim=embed_dim, image_size=image_size,
+        batch_size=batch_size, lr=lr, text_lr=text_lr, weight_decay=weight_decay, epochs=epochs,
+        max_steps=max_steps, warmup_steps=warmup_steps, temperature=tau if tau is not None else temperature,
+        w_kd=w_kd, w_soft=w_soft, identity_weight=identity_weight, kd_mode=cast("Any", kd_mode),
+        max_length=max_length, text_trainable_layers=layers,
+        grad_clip=parse_optional_float(grad_clip, "--grad-clip"), augment=augment, seed=seed, amp=amp,
+        num_workers=num_workers, channels_last=channels_last, log_every=log_every)
     # under torchrun the id derives from --out so that every rank agrees on it
     model_id = f"{KIND}-{out.resolve().name}" if world > 1 and out is not None else new_model_id(KIND)
     out_dir = out or settings().models_dir / KIND / model_id

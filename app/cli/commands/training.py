@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, cast
 import typer
 
 from app.cli.commands import clip as clip_commands
+from app.cli.commands.clip import parse_optional_float
 from app.cli.support import fail, graph_connection, note, settings
+from app.schemas.job_configs import describe
 from app.services.training import knowledge_views, model_version_from_dir
 from kg.errors import ValidationError
 
@@ -61,6 +63,11 @@ def parse_kind_weights(text: str | None) -> dict[str, float] | None:
     return check_kind_weights(weights)
 
 
+def _k(key: str) -> str:
+    """Help of a ``train knowledge-encoder`` option: the description of the job-config key of the same name."""
+    return describe("knowledge-encoder", key) + "."
+
+
 def train_knowledge_encoder_command(
     out: Path | None, base_model: Path | None, train: dict[str, Any], *, resume: bool, held_out_fraction: float,
     activate: bool, gold: Path | None, baseline: bool, branch: str | None, device: str, quiet: bool,
@@ -74,7 +81,7 @@ def train_knowledge_encoder_command(
     if out is not None and not resume and any((out / f).exists() for f in RUN_MARKERS):
         raise ValidationError(f"{out} already holds a training run: pass --resume to continue it, or another --out")
     if base_model is not None and not base_model.expanduser().exists():
-        raise FileNotFoundError(f"--base-model {base_model}: no such directory")
+        raise FileNotFoundError(f"--model-path {base_model}: no such directory")
 
     from kg.errors import NotFoundError
     from kg.repo.registry import ModelVersion, get_model, register_model, update_metrics
@@ -236,52 +243,61 @@ train_app.add_typer(clip_commands.train_app)
 def train_knowledge(
     out: Annotated[Path | None, typer.Option(help="Model directory (default: PHENOKG_HOME/models/"
                                                   "knowledge-encoder/<id>).")] = None,
-    base_model: Annotated[Path | None, typer.Option(
-        help="Initial text model: any local Hugging Face / sentence-transformers directory "
-             "(default: the packaged all-MiniLM-L6-v2).")] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Epochs (ignored with --max-steps).")] = 1,
-    batch_size: Annotated[int, typer.Option(min=2, help="Phenotypes per batch (in-batch negatives).")] = 64,
-    lr: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = 2e-5,
-    tau: Annotated[float, typer.Option(min=1e-4, help="InfoNCE temperature.")] = 0.07,
-    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the split, the batches and the weights' RNG.")] = 0,
+    model_path: Annotated[Path | None, typer.Option(help=_k("model_path"))] = None,
+    epochs: Annotated[int, typer.Option(min=1, help=_k("epochs"))] = 1,
+    batch_size: Annotated[int, typer.Option(min=2, help=_k("batch_size"))] = 64,
+    lr: Annotated[float, typer.Option(min=0.0, help=_k("lr"))] = 2e-5,
+    weight_decay: Annotated[float, typer.Option(min=0.0, help=_k("weight_decay"))] = 0.01,
+    temperature: Annotated[float, typer.Option(min=1e-4, help=_k("temperature"))] = 0.07,
+    learnable_temperature: Annotated[bool, typer.Option("--learnable-temperature/--no-learnable-temperature",
+                                                        help=_k("learnable_temperature"))] = False,
+    max_steps: Annotated[int | None, typer.Option(min=1, help=_k("max_steps"))] = None,
+    seed: Annotated[int, typer.Option(min=0, help=_k("seed"))] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out.")] = False,
-    held_out_fraction: Annotated[float, typer.Option(
-        min=0.0, max=0.9, help="Fraction of phenotypes (with a definition or synonym) held out.")] = 0.05,
+    held_out_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help=_k("held_out_fraction"))] = 0.05,
     activate: Annotated[bool, typer.Option("--activate", help="Make it the active knowledge encoder.")] = False,
     gold: Annotated[Path | None, typer.Option(
         help="Gold mentions for normalisation (GSC+ format), relative to the repository root; "
              "'none' skips it.")] = DEFAULT_GOLD,
-    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline",
-                                           help="Also evaluate the untrained base model.")] = True,
-    branch: Annotated[str, typer.Option(help="Ontology branch to train on ('all': every live term).")
-                      ] = "HP:0000118",
-    max_length: Annotated[int, typer.Option(min=8, help="Tokens per attribute.")] = 64,
-    warmup_steps: Annotated[int, typer.Option(min=0, help="Linear warm-up steps.")] = 0,
-    name_anchor_prob: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="Probability that one side of a pair is the phenotype's name.")] = 0.5,
+    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help=_k("baseline"))] = True,
+    branch: Annotated[str, typer.Option(help=_k("branch"))] = "HP:0000118",
+    max_length: Annotated[int, typer.Option(min=8, max=512, help=_k("max_length"))] = 64,
+    warmup_steps: Annotated[int, typer.Option(min=0, help=_k("warmup_steps"))] = 0,
+    schedule: Annotated[str, typer.Option(help=_k("schedule") + ": cosine | linear | constant.")] = "cosine",
+    grad_clip: Annotated[str, typer.Option(help=_k("grad_clip") + "; 'none' turns it off.")] = "1.0",
+    checkpoint_every: Annotated[int, typer.Option(min=1, help=_k("checkpoint_every"))] = 500,
+    log_every: Annotated[int, typer.Option(min=1, help=_k("log_every"))] = 1,
+    single_attribute: Annotated[str, typer.Option(help=_k("single_attribute") + ": skip | template.")] = "skip",
+    name_anchor_prob: Annotated[float, typer.Option(min=0.0, max=1.0, help=_k("name_anchor_prob"))] = 0.5,
     kind_weights: Annotated[str | None, typer.Option(
         help="Sampling weight per attribute kind, e.g. 'synonym=3,definition=1,relation=0.5' "
              "(kinds not named weigh 1).")] = None,
-    trainable_layers: Annotated[int | None, typer.Option(
-        min=1, help="Train only the top N transformer layers (default: all).")] = None,
-    paraphrases: Annotated[bool, typer.Option(
-        "--paraphrases/--no-paraphrases",
-        help="Add mention-style paraphrases of grouping terms ('cutaneous abnormalities' for "
-             "Abnormality of the skin) as a 'paraphrase' attribute kind.")] = False,
+    trainable_layers: Annotated[int | None, typer.Option(min=1, help=_k("trainable_layers"))] = None,
+    paraphrases: Annotated[bool, typer.Option("--paraphrases/--no-paraphrases", help=_k("paraphrases"))] = False,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda[:N].")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    base_model: Annotated[Path | None, typer.Option(hidden=True, help="Old name of --model-path.")] = None,
+    tau: Annotated[float | None, typer.Option(min=1e-4, hidden=True, help="Old name of --temperature.")] = None,
 ) -> None:
     """Train the phenotype knowledge encoder (seed 004 stage 1), evaluate it against the base model on
-    held-out phenotypes and gold mentions, and register it as a ModelVersion."""
-    train = {"seed": seed, "batch_size": batch_size, "lr": lr, "epochs": epochs, "max_steps": max_steps,
-             "temperature": tau, "max_length": max_length, "warmup_steps": warmup_steps,
+    held-out phenotypes and gold mentions, and register it as a ModelVersion.
+
+    The options are the keys of a knowledge-encoder job's config (`POST /jobs`), with dashes."""
+    if schedule not in ("cosine", "linear", "constant"):
+        raise ValidationError(f"--schedule must be cosine, linear or constant, not {schedule!r}")
+    if single_attribute not in ("skip", "template"):
+        raise ValidationError(f"--single-attribute must be skip or template, not {single_attribute!r}")
+    train = {"seed": seed, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "epochs": epochs,
+             "max_steps": max_steps, "warmup_steps": warmup_steps, "schedule": schedule,
+             "temperature": tau if tau is not None else temperature, "learnable_temperature": learnable_temperature,
+             "max_length": max_length, "grad_clip": parse_optional_float(grad_clip, "--grad-clip"),
+             "checkpoint_every": checkpoint_every, "log_every": log_every, "single_attribute": single_attribute,
              "name_anchor_prob": name_anchor_prob, "kind_weights": parse_kind_weights(kind_weights),
              "trainable_layers": trainable_layers, "paraphrases": paraphrases}
     summary = train_knowledge_encoder_command(
-        out, base_model, train, resume=resume, held_out_fraction=held_out_fraction, activate=activate,
-        gold=gold, baseline=baseline, branch=None if branch.lower() == "all" else branch, device=device,
-        quiet=quiet,
+        out, model_path or base_model, train, resume=resume, held_out_fraction=held_out_fraction,
+        activate=activate, gold=gold, baseline=baseline, branch=None if branch.lower() == "all" else branch,
+        device=device, quiet=quiet,
     )
     typer.echo(json.dumps(summary, indent=2, sort_keys=True))
 

@@ -101,6 +101,18 @@ def test_write_endpoints_need_the_token(client: TestClient, tiny_bert_dir: Path)
 def test_config_is_validated(client: TestClient, tiny_bert_dir: Path) -> None:
     unknown = assert_problem(client.post("/jobs", json=_config(tiny_bert_dir, epochz=2), headers=AUTH), 422)
     assert unknown["errors"][0]["loc"] == ["body", "config", "epochz"]
+    message = unknown["errors"][0]["msg"]  # names the valid keys, and the likely one
+    assert "unknown key 'epochz'" in message and "did you mean 'epochs'" in message
+    assert "valid keys: baseline, batch_size, branch," in message and "text_trainable_layers" not in message
+    old_names = assert_problem(client.post("/jobs", json={"kind": "clip", "config": {
+        "source": "explorer-test", "text_layers": 0, "tau": 0.1}}, headers=AUTH), 422)
+    assert [e["loc"] for e in old_names["errors"]] == [["body", "config", "text_layers"], ["body", "config", "tau"]]
+    assert "did you mean 'text_trainable_layers'" in old_names["errors"][0]["msg"]
+    assert "did you mean 'temperature'" in old_names["errors"][1]["msg"]
+    assert "valid keys: amp, augment," in old_names["errors"][1]["msg"]
+    top = assert_problem(client.post("/jobs", json={"kind": "clip", "configs": {}}, headers=AUTH), 422)
+    assert {"loc": ["body", "configs"], "msg": "unknown key 'configs'; valid keys: config, kind",
+            "type": "extra_forbidden"} in top["errors"]
     bad = assert_problem(client.post("/jobs", json=_config(tiny_bert_dir, batch_size=1), headers=AUTH), 422)
     assert bad["errors"][0]["loc"] == ["body", "config", "batch_size"]
     weights = assert_problem(client.post("/jobs", json=_config(tiny_bert_dir, kind_weights={"x": 1}), headers=AUTH),
@@ -109,8 +121,38 @@ def test_config_is_validated(client: TestClient, tiny_bert_dir: Path) -> None:
     missing = assert_problem(client.post("/jobs", json=_config(Path("/no/such/model")), headers=AUTH), 422)
     assert "does not exist" in missing["errors"][0]["msg"]
     assert_problem(client.post("/jobs", json={"kind": "clip", "config": {}}, headers=AUTH), 422)  # no source
-    assert_problem(client.post("/jobs", json={"kind": "gan", "config": {}}, headers=AUTH), 422)
+    gan = assert_problem(client.post("/jobs", json={"kind": "gan", "config": {}}, headers=AUTH), 422)
+    assert "'knowledge-encoder', 'clip'" in gan["errors"][0]["msg"]
     assert client.get("/jobs").json()["items"] == []  # nothing was recorded
+
+
+def test_openapi_gives_one_config_schema_per_kind(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["discriminator"] == {"propertyName": "kind", "mapping": {
+        "knowledge-encoder": "#/components/schemas/KnowledgeEncoderJob", "clip": "#/components/schemas/ClipJob"}}
+    schemas = spec["components"]["schemas"]
+    assert schemas["ClipJob"]["required"] == ["kind", "config"]
+    assert schemas["ClipJob"]["properties"]["config"] == {"$ref": "#/components/schemas/ClipJobConfig"}
+    knowledge = schemas["KnowledgeEncoderJobConfig"]
+    clip = schemas["ClipJobConfig"]
+    assert knowledge["additionalProperties"] is False and clip["additionalProperties"] is False
+    assert clip["required"] == ["source"] and "required" not in knowledge
+    for config in (knowledge, clip):  # every field says what it is
+        assert all(p.get("description") for p in config["properties"].values())
+    # defaults and ranges, from the trainers' dataclasses and the options
+    assert knowledge["properties"]["temperature"] == {"type": "number", "minimum": 0.0001, "default": 0.07,
+                                                      "title": "Temperature", "description": "InfoNCE temperature"}
+    assert knowledge["properties"]["batch_size"]["minimum"] == 2 and knowledge["properties"]["batch_size"][
+        "default"] == 64
+    assert knowledge["properties"]["schedule"]["enum"] == ["cosine", "linear", "constant"]
+    assert knowledge["properties"]["held_out_fraction"]["maximum"] == 0.9
+    assert clip["properties"]["image_size"]["minimum"] == 16 and clip["properties"]["image_size"]["maximum"] == 1024
+    assert clip["properties"]["text_trainable_layers"]["anyOf"] == [{"type": "integer", "minimum": 0},
+                                                                   {"type": "null"}]
+    assert clip["properties"]["captions"]["enum"] == ["stored", "coarse", "medium", "fine", "mixed"]
+    assert clip["properties"]["k"]["default"] == [1, 5, 10]
+    assert "text_model" in clip["properties"] and "checkpoint_every" not in clip["properties"]
 
 
 def test_lifecycle_submit_progress_success_register_activate_restart(

@@ -1,7 +1,7 @@
 """`phenokg captions`, `phenokg train knowledge-encoder` and `phenokg models` as real subprocesses.
 
 The graph is the mini fixture (no chest X-ray pack); the knowledge encoder is a tiny random BERT with the
-packaged MiniLM tokenizer (``--base-model``), trained for 2 steps, so the whole module runs in well under a
+packaged MiniLM tokenizer (``--model-path``), trained for 2 steps, so the whole module runs in well under a
 minute on 2 CPU cores.
 """
 
@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,8 +82,9 @@ def test_train_knowledge_encoder_and_models(home: Path, tiny_bert_dir: Path, tmp
     gold.write_text("1\nText.\n0\t14\tenlarged heart\tHP:0001640\n0\t5\tfits\tHP:0002279\n"
                     "0\t4\tgout\tHP:0001997\n", encoding="utf-8")
     model_dir = tmp_path / "ke"
-    out = run(home, "train", "knowledge-encoder", "--base-model", str(tiny_bert_dir), "--max-steps", "2",
+    out = run(home, "train", "knowledge-encoder", "--model-path", str(tiny_bert_dir), "--max-steps", "2",
               "--batch-size", "4", "--held-out-fraction", "0.3", "--seed", "3", "--gold", str(gold),
+              "--temperature", "0.05", "--schedule", "linear", "--checkpoint-every", "50",
               "--trainable-layers", "1", "--kind-weights", "synonym=3, relation=0.5, paraphrase=2",
               "--name-anchor-prob", "0.8", "--paraphrases", "--out", str(model_dir), "--activate", "--quiet")
     assert out.returncode == 0, out.stderr
@@ -101,6 +103,8 @@ def test_train_knowledge_encoder_and_models(home: Path, tiny_bert_dir: Path, tmp
     assert config["train"]["trainable_layers"] == 1 and config["train"]["name_anchor_prob"] == 0.8
     assert config["train"]["kind_weights"] == {"synonym": 3.0, "relation": 0.5, "paraphrase": 2.0}
     assert config["train"]["paraphrases"] is True
+    assert (config["train"]["temperature"], config["train"]["schedule"], config["train"]["checkpoint_every"]) == \
+        (0.05, "linear", 50)
     assert len(config["held_out_ids"]) == summary["held_out_phenotypes"] >= 1
     norm = metrics["eval"]["trained"]["normalisation"]
     assert norm["n_mentions"] == 3 and norm["n_evaluated"] == 2  # HP:0002279 is an alt id; gout is unknown
@@ -110,6 +114,7 @@ def test_train_knowledge_encoder_and_models(home: Path, tiny_bert_dir: Path, tmp
     assert [(m["id"], m["active"], m["path"]) for m in listed] == [(summary["id"], True, str(model_dir))]
     assert listed[0]["metrics"]["data_hash"] == summary["data_hash"]
 
+    # --base-model: the old name of --model-path, still accepted
     again = run(home, "train", "knowledge-encoder", "--base-model", str(tiny_bert_dir), "--out", str(model_dir))
     assert again.returncode == 2 and "already holds a training run" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
@@ -138,7 +143,7 @@ def _tiny_npz(path: Path) -> Path:
     import numpy as np
 
     rng = np.random.default_rng(0)
-    arrays = {}
+    arrays: dict[str, Any] = {}
     for split, n in (("train", 12), ("val", 4), ("test", 8)):
         labels = np.arange(n) % 2
         images = (rng.random((n, 28, 28)) * 255).astype(np.uint8)
@@ -170,7 +175,8 @@ def test_clip_import_train_evaluate(home: Path, tiny_bert_dir: Path, tmp_path: P
 
     model_dir = tmp_path / "clip"
     out = run(home, "train", "clip", "--source", "tinymnist", "--captions", "fine", "--image-size", "32",
-              "--max-steps", "2", "--batch-size", "4", "--text-model", str(tiny_bert_dir), "--text-layers", "1",
+              "--max-steps", "2", "--batch-size", "4", "--text-model", str(tiny_bert_dir),
+              "--text-trainable-layers", "1", "--tau", "0.1", "--grad-clip", "none", "--log-every", "1",
               "--k", "1,3", "--out", str(model_dir), "--quiet", timeout=300)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
@@ -186,6 +192,8 @@ def test_clip_import_train_evaluate(home: Path, tiny_bert_dir: Path, tmp_path: P
     assert config["captions"] == "fine" and config["data_hash"] == summary["data_hash"]
     assert config["data"]["items"] == 12 and config["data"]["split"] == "train"
     assert config["train"]["text_trainable_layers"] == 1 and summary["train"]["final"]["distill"] > 0
+    assert config["train"]["temperature"] == 0.1  # --tau: the old name of --temperature, still accepted
+    assert config["train"]["grad_clip"] is None and config["train"]["log_every"] == 1
 
     result_file = tmp_path / "eval.json"
     ev = run(home, "evaluate", summary["id"], "--source", "tinymnist", "--split", "test", "--probe-split", "train",
@@ -217,6 +225,8 @@ def test_clip_import_train_evaluate(home: Path, tiny_bert_dir: Path, tmp_path: P
                           (("evaluate", summary["id"], "--source", "nosuch"), "no evidence for source"),
                           (("evaluate", summary["id"], "--source", "tinymnist", "--k", "0"), "--k"),
                           (("train", "clip", "--source", "tinymnist", "--captions", "huge"), "--captions"),
+                          (("train", "clip", "--source", "tinymnist", "--grad-clip", "-1"), "--grad-clip"),
+                          (("train", "clip", "--source", "tinymnist", "--kd-mode", "x"), "--kd-mode"),
                           (("evaluate", str(model_dir), "--source", "tinymnist", "--record"), "registered model id"),
                           (("train", "clip", "--source", "tinymnist", "--out", str(model_dir)), "not empty")):
         bad = run(home, *args)
@@ -289,3 +299,43 @@ def test_export_views_train_elsewhere_and_register(home: Path, tiny_bert_dir: Pa
     (tmp_path / "no-card").mkdir()
     card = run(home, "models", "register", str(tmp_path / "no-card"))
     assert card.returncode == 2 and "no config.json" in card.stderr
+
+
+# Options of the commands that are not job-config keys (where the model goes, resuming, activating, output) and
+# config keys that have no option (a job's GPUs; on the command line torchrun decides).
+CLI_ONLY = {"knowledge-encoder": {"out", "resume", "activate", "quiet"}, "clip": {"out", "activate", "quiet"}}
+JSON_ONLY = {"knowledge-encoder": set(), "clip": {"gpus"}}
+
+
+@pytest.mark.parametrize("kind", ["knowledge-encoder", "clip"])
+def test_cli_options_are_the_job_config_keys(kind: str) -> None:
+    """`phenokg train <kind> --help` and `POST /jobs` config speak one language: every key has an option of
+    the same name (dashes for underscores) and every option a key; ranges agree; old spellings stay hidden."""
+    import typer
+    from typer.core import TyperOption
+    from typer.testing import CliRunner
+
+    from app.cli.main import app
+    from app.schemas.job_configs import CONFIG_MODELS, RENAMED
+
+    command = typer.main.get_command(app).commands["train"].commands[kind]  # type: ignore[attr-defined]
+    options = [p for p in command.params if isinstance(p, TyperOption)]
+    shown = {p.name: p for p in options if not p.hidden}
+    hidden = {p.name for p in options if p.hidden}
+    model = CONFIG_MODELS[kind]
+    keys = set(model.model_fields)
+    assert set(shown) - CLI_ONLY[kind] == keys - JSON_ONLY[kind]
+    properties = model.model_json_schema()["properties"]
+    for name in keys - JSON_ONLY[kind]:
+        option = shown[name]
+        assert f"--{name.replace('_', '-')}" in option.opts, (name, option.opts)
+        bounds: dict[str, float] = next((s for s in properties[name].get("anyOf", [properties[name]])
+                       if "minimum" in s or "maximum" in s), {})
+        if isinstance(option.default, str):
+            continue  # parsed by the command: 'all' or N (text_trainable_layers), a number or 'none' (grad_clip)
+        if option.min is not None or option.max is not None or bounds:  # the same range on both sides
+            assert (option.min, option.max) == (bounds.get("minimum"), bounds.get("maximum")), name
+    assert hidden and hidden <= set(RENAMED) and all(RENAMED[h] in keys for h in hidden)
+    shown_help = CliRunner().invoke(app, ["train", kind, "--help"], terminal_width=200).output
+    assert "--temperature" in shown_help and "--tau" not in shown_help
+
