@@ -31,9 +31,9 @@ def note(message: str) -> None:
 
 def _lost_connection(exc: BaseException) -> bool:
     """A driver error for a database that went away under a call that used the driver directly."""
-    from neo4j.exceptions import ServiceUnavailable, SessionExpired
+    from neo4j.exceptions import ConnectionAcquisitionTimeoutError, ServiceUnavailable, SessionExpired
 
-    return isinstance(exc, (ServiceUnavailable, SessionExpired))
+    return isinstance(exc, (ServiceUnavailable, SessionExpired, ConnectionAcquisitionTimeoutError))
 
 
 def exit_code(exc: BaseException) -> int | None:

@@ -18,7 +18,14 @@ from typing import Any, LiteralString, TypeVar
 
 import neo4j
 from neo4j import GraphDatabase
-from neo4j.exceptions import AuthError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired
+from neo4j.exceptions import (
+    AuthError,
+    ConnectionAcquisitionTimeoutError,
+    DriverError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+)
 
 from kg.config import GraphSettings
 from kg.errors import GraphUnavailableError
@@ -30,7 +37,10 @@ from kg.store.supervisor import RestartPolicy, Supervisor
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_CONNECTIVITY = (ServiceUnavailable, SessionExpired)
+# a connection that fails, or none within connection_acquisition_timeout (the server hangs, or every pooled
+# connection is busy that long): the database counts as down for down_memo_s
+_CONNECTIVITY = (ServiceUnavailable, SessionExpired, ConnectionAcquisitionTimeoutError)
+_QUICK_FAILURE_S = 1.0  # a failure faster than this (a stale pooled connection) is tried once more
 
 
 def _open_driver(uri: str, auth: tuple[str, str], settings: GraphSettings) -> neo4j.Driver:
@@ -38,7 +48,10 @@ def _open_driver(uri: str, auth: tuple[str, str], settings: GraphSettings) -> ne
     return GraphDatabase.driver(uri, auth=auth, max_connection_pool_size=32,
                                 connection_timeout=settings.connect_timeout_s,
                                 connection_acquisition_timeout=2 * settings.connect_timeout_s + 1.0,
-                                max_transaction_retry_time=settings.retry_time_s)
+                                max_transaction_retry_time=settings.retry_time_s,
+                                # a pooled connection is checked (RESET, within the acquisition timeout) before
+                                # use: a server that hangs costs that timeout, not a read that never returns
+                                liveness_check_timeout=0.0)
 
 
 def _describe(uri: str, exc: Exception) -> str:
@@ -138,16 +151,20 @@ class Graph:
                 self.availability.release_probe()
 
     def _attempts(self, work: Callable[[neo4j.Driver], T]) -> T:
-        """Our own retries (the driver's would wait up to its retry time on a dead server): a lost connection is
-        tried once more on a fresh one (pooled connections go stale when a server restarts) unless the server is
-        known to be gone; transient errors are retried with back-off within ``retry_time_s``."""
+        """Our own retries (the driver's would wait up to its retry time on a dead server): a connection lost at
+        once is tried once more on a fresh one (pooled connections go stale when a server restarts) unless the
+        server is known to be gone, a timeout is not; transient errors are retried with back-off within
+        ``retry_time_s``."""
         fresh_try, delay, deadline = True, 0.1, time.monotonic() + self._settings.retry_time_s
         while True:
+            began = time.monotonic()
             try:
                 result = work(self._driver)
             except _CONNECTIVITY as exc:
                 supervisor = self.supervisor
-                if fresh_try and (supervisor is None or supervisor.up):
+                quick = time.monotonic() - began < _QUICK_FAILURE_S
+                if fresh_try and quick and not isinstance(exc, ConnectionAcquisitionTimeoutError) and \
+                        (supervisor is None or supervisor.up):
                     fresh_try = False
                     continue
                 raise self.availability.failed(_describe(self.uri, exc)) from exc

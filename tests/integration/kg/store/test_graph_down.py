@@ -1,0 +1,87 @@
+"""The graph layer over a server that hangs or dies (real embedded JVMs, no mocks): calls end within the driver's
+bounded timeouts instead of blocking, fail at once while the database is known to be down, and work again when it
+is back; the supervisor reaps and restarts a dead JVM of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kg.config import GraphSettings
+from kg.errors import GraphUnavailableError
+from kg.store.embedded import pid_alive
+from kg.store.graph import connect
+
+pytestmark = pytest.mark.integration
+
+
+def _settings(home: Path, **env: str) -> GraphSettings:
+    return GraphSettings(PHENOKG_HOME=str(home), **env)  # type: ignore[call-arg, arg-type]
+
+
+def _timed_failure(call: Callable[[], object]) -> tuple[GraphUnavailableError, float]:
+    started = time.monotonic()
+    with pytest.raises(GraphUnavailableError) as info:
+        call()
+    return info.value, time.monotonic() - started
+
+
+def test_a_hung_server_costs_the_acquisition_timeout_then_calls_fail_at_once(tmp_path: Path) -> None:
+    graph = connect(_settings(tmp_path, PHENOKG_DB_CONNECT_TIMEOUT="1", PHENOKG_DB_DOWN_MEMO="3"))
+    assert graph.server is not None
+    state = graph.server.status()
+    assert state is not None
+    try:
+        assert graph.read("RETURN 1 AS ok") == [{"ok": 1}]
+        os.kill(state.pid, signal.SIGSTOP)  # alive, listening, answering nothing
+        first, first_s = _timed_failure(lambda: graph.read("RETURN 1 AS ok"))
+        assert first_s < 10  # connection_acquisition_timeout = 2 × 1 s + 1 s, not a read that never returns
+        assert "cannot reach the graph database" in str(first)
+        second, second_s = _timed_failure(lambda: graph.read("RETURN 1 AS ok"))
+        assert second_s < 0.5  # the down memo
+        assert second.retry_after is not None and second.retry_after >= 1
+        assert graph.availability.state().state == "down"
+        os.kill(state.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while True:  # one call probes once the memo has run out
+            try:
+                assert graph.read("RETURN 1 AS ok") == [{"ok": 1}]
+                break
+            except GraphUnavailableError:
+                assert time.monotonic() < deadline
+                time.sleep(0.5)
+        assert graph.availability.state().state == "up"
+    finally:
+        os.kill(state.pid, signal.SIGCONT)
+        graph.close()
+    assert not pid_alive(state.pid)
+
+
+def test_a_dead_server_is_reaped_and_restarted_and_the_same_graph_reconnects(tmp_path: Path) -> None:
+    graph = connect(_settings(tmp_path, PHENOKG_DB_RESTART_BACKOFF="0.5"), restart=True)
+    assert graph.server is not None
+    first = graph.server.status()
+    assert first is not None
+    try:
+        graph.write("CREATE (:Probe {name: 'kept'})")
+        os.kill(first.pid, signal.SIGKILL)
+        error, seconds = _timed_failure(lambda: graph.read("MATCH (p:Probe) RETURN p.name AS name"))
+        assert seconds < 1.0
+        assert "SIGKILL" in str(error) and error.retry_after is not None
+        deadline = time.monotonic() + 120
+        while graph.availability.state().state != "up":
+            assert time.monotonic() < deadline, graph.availability.state()
+            time.sleep(0.2)
+        assert not Path(f"/proc/{first.pid}").exists()  # reaped, not <defunct>
+        second = graph.server.status()
+        assert second is not None and second.pid != first.pid
+        assert graph.read("MATCH (p:Probe) RETURN p.name AS name") == [{"name": "kept"}]  # recovered
+        assert graph.availability.state().restarts == 1
+    finally:
+        graph.close()
+    assert graph.server.status() is None
