@@ -61,7 +61,8 @@ _LAUNCH: Final = (
     "if os.environ.get('PHENOKG_RAY_CLIENT_SERVER') != '1':\n"
     "    # `ray start` starts the client server on 10001 whenever grpc is importable and has no option to\n"
     "    # leave it off: tell it the client dependencies are missing\n"
-    "    assert hasattr(cli, 'get_ray_client_dependency_error'), 'this Ray cannot leave its client server off'\n"
+    "    if not hasattr(cli, 'get_ray_client_dependency_error'):\n"
+    "        sys.exit('phenokg: this Ray version cannot leave its client server off')\n"
     "    cli.get_ray_client_dependency_error = lambda: ImportError('the Ray client server is off')\n"
     "sys.exit(cli.main())\n")
 """``ray start`` run with ``python -c`` (the project's interpreter), the client server left off unless asked for."""
