@@ -29,24 +29,28 @@ Speed (the ~42.5k HPO names + synonyms), compared with a plain ``SentenceTransfo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sys
 import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from kg.config import EMBED_BACKENDS
 from kg.errors import ValidationError
 from models.batching import MicroBatcher
-from models.encoders import TEXT_CONFIG, TextEncoder, packaged_text_model_path
-from models.onnx_text import OnnxTextModel, onnx_available
+from models.onnx_text import OnnxTextModel, Precision, onnx_available
+from models.text_settings import TEXT_CONFIG, TextSpec, packaged_text_model_path
+
+if TYPE_CHECKING:
+    from models.encoders import TextEncoder
 
 __all__ = [
     "BACKEND_ENV",
@@ -182,21 +186,44 @@ def default_onnx_cache() -> Path:
     return GraphSettings().onnx_cache_dir
 
 
+def _cuda_available() -> bool:
+    """``torch.cuda.is_available()``, without importing torch (≈ 500 MB resident) on a machine with no GPU device
+    node: the API's query encoder on a cached ONNX export then never loads torch."""
+    if "torch" not in sys.modules and not any(Path("/dev").glob("nvidia*")) and not Path("/dev/kfd").exists():
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 class TextEmbedder:
     """Embeds many short texts quickly; also answers single queries (with a small LRU cache).
 
     ``encode`` returns a float32 ``[N, dim]`` numpy array of unit vectors in input order. Thread-safe for
-    inference (torch modules are; the cache has a lock).
+    inference (torch modules and ONNX Runtime sessions are; the cache has a lock).
+
+    With an ONNX Runtime ``runner`` the PyTorch module is not kept (``encoder`` is ``None``): the session and the
+    tokenizer (``spec``) do all the work, and :meth:`load` on a cached export does not import torch at all.
     """
 
-    def __init__(self, encoder: TextEncoder, info: EncoderInfo, *, device: str | torch.device | None = None,
-                 cache_size: int = 4096, runner: OnnxTextModel | None = None) -> None:
-        self.encoder = encoder.eval()
+    def __init__(self, encoder: TextEncoder | None, info: EncoderInfo, *, device: Any = None,
+                 cache_size: int = 4096, runner: OnnxTextModel | None = None, spec: TextSpec | None = None) -> None:
+        if encoder is None and (runner is None or spec is None):
+            raise ValueError("a TextEmbedder without a torch encoder needs an ONNX runner and a TextSpec")
+        self.encoder = encoder.eval() if encoder is not None else None
         self.info = info
-        if device is None:
-            device = encoder.device
-        self.device = torch.device(device)
-        self.encoder.to(self.device)
+        if encoder is not None:
+            import torch
+
+            self.device: Any = torch.device(device if device is not None else encoder.device)
+            encoder.to(self.device)
+            spec = spec or TextSpec(encoder.tokenizer, encoder.max_length, encoder.lowercase, encoder.normalize,
+                                    encoder.dim)
+        else:
+            self.device = "cpu"
+        assert spec is not None
+        self.spec = spec
+        """Tokenizer, token limit, lower-casing, normalisation and width of the encoder."""
         self.runner = runner
         """The ONNX Runtime session doing the work, or ``None``: PyTorch."""
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -216,24 +243,36 @@ class TextEmbedder:
         (default :func:`default_onnx_cache`). If the fp32 export fails (an architecture the exporter does not
         handle), PyTorch is used, with a warning: its vectors are the same.
         """
+        dev = device or ("cuda" if _cuda_available() else "cpu")
+        chosen = _backend(backend, dev, quantize)
+        info = encoder_info(path, quantized=quantize)
+        precision: Precision = "int8" if quantize else "fp32"
+        directory = cache_dir if cache_dir is not None else default_onnx_cache()
+        if chosen == "onnx":  # a cached export: tokenizer + session only, torch is not imported
+            cached = OnnxTextModel.cached(directory, info.fingerprint, precision, threads=threads)
+            if cached is not None:
+                return cls(None, info, runner=cached, spec=TextSpec.load(path))
+        import torch
+
+        from models.encoders import TextEncoder
+
         if threads:
             torch.set_num_threads(int(threads))
-        dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        chosen = _backend(backend, dev, quantize)
         encoder = TextEncoder.from_pretrained(path)
-        info = encoder_info(path, quantized=quantize)
         runner: OnnxTextModel | None = None
         if chosen == "onnx":
-            directory = cache_dir if cache_dir is not None else default_onnx_cache()
             try:
-                runner = OnnxTextModel.load_or_export(encoder, directory, info.fingerprint,
-                                                      "int8" if quantize else "fp32", threads=threads)
+                runner = OnnxTextModel.load_or_export(encoder, directory, info.fingerprint, precision,
+                                                      threads=threads)
             except Exception as exc:
                 if quantize:
                     raise ValidationError(f"could not export {info.name} to ONNX for int8 ({exc}); embed without int8 "
                                           "instead") from exc
                 warnings.warn(f"ONNX export of {info.name} failed ({exc}); embedding with PyTorch",
                               RuntimeWarning, stacklevel=2)
+        if runner is not None:  # the session does the work: keep the tokenizer, not the PyTorch weights
+            spec = TextSpec(encoder.tokenizer, encoder.max_length, encoder.lowercase, encoder.normalize, encoder.dim)
+            return cls(None, info, runner=runner, spec=spec)
         return cls(encoder, info, device=dev, runner=runner)
 
     @property
@@ -250,7 +289,7 @@ class TextEmbedder:
 
     @property
     def dim(self) -> int:
-        return self.encoder.dim
+        return self.spec.dim
 
     @property
     def fingerprint(self) -> str:
@@ -275,14 +314,14 @@ class TextEmbedder:
         inverse = np.fromiter((unique.setdefault(t, len(unique)) for t in texts), dtype=np.int64,
                               count=len(texts))
         items = list(unique)
-        if self.encoder.lowercase:
+        if self.spec.lowercase:
             items = [t.lower() for t in items]
-        tok = self.encoder.tokenizer(items, add_special_tokens=True, truncation=True,
-                                     max_length=self.encoder.max_length, padding=False)
+        tok = self.spec.tokenizer(items, add_special_tokens=True, truncation=True,
+                                  max_length=self.spec.max_length, padding=False)
         ids: list[list[int]] = tok["input_ids"]
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(lengths, kind="stable")
-        pad_id = int(getattr(self.encoder.tokenizer, "pad_token_id", 0) or 0)
+        pad_id = int(getattr(self.spec.tokenizer, "pad_token_id", 0) or 0)
         out = np.empty((len(items), dim), dtype=np.float32)
         bar: Any = None
         if progress:
@@ -291,7 +330,7 @@ class TextEmbedder:
             bar = tqdm(total=len(texts), desc=desc, unit="str", dynamic_ncols=True, mininterval=0.5)
         done = 0
         try:
-            with torch.inference_mode():
+            with self._inference():
                 start = 0
                 n = len(order)
                 while start < n:
@@ -320,15 +359,25 @@ class TextEmbedder:
                 bar.close()
         return out[inverse]
 
+    def _inference(self) -> contextlib.AbstractContextManager[Any]:
+        if self.encoder is None:
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.inference_mode()
+
     def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Unit vectors of one padded batch."""
         if self.runner is not None:
             emb = self.runner(input_ids, mask)
         else:
+            import torch
+
+            assert self.encoder is not None
             out = self.encoder(input_ids=torch.from_numpy(input_ids).to(self.device),
                                attention_mask=torch.from_numpy(mask).to(self.device))
             emb = out.float().cpu().numpy()
-        if not self.encoder.normalize:
+        if not self.spec.normalize:
             emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return emb
 

