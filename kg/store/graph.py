@@ -43,15 +43,16 @@ _CONNECTIVITY = (ServiceUnavailable, SessionExpired, ConnectionAcquisitionTimeou
 _QUICK_FAILURE_S = 1.0  # a failure faster than this (a stale pooled connection) is tried once more
 
 
-def _open_driver(uri: str, auth: tuple[str, str], settings: GraphSettings) -> neo4j.Driver:
-    """A driver whose waits are bounded: a server that does not answer costs ``connect_timeout_s``, not a minute."""
+def _open_driver(uri: str, auth: tuple[str, str], settings: GraphSettings, *,
+                 liveness_check: bool = True) -> neo4j.Driver:
+    """A driver whose waits are bounded: a server that does not answer costs ``connect_timeout_s``, not a minute.
+    ``liveness_check``: a pooled connection is checked (RESET, within the acquisition timeout) before use, so a
+    server that hangs costs that timeout, not a read that never returns (benchmarks/graph_outage.py: its cost)."""
     return GraphDatabase.driver(uri, auth=auth, max_connection_pool_size=32,
                                 connection_timeout=settings.connect_timeout_s,
                                 connection_acquisition_timeout=2 * settings.connect_timeout_s + 1.0,
                                 max_transaction_retry_time=settings.retry_time_s,
-                                # a pooled connection is checked (RESET, within the acquisition timeout) before
-                                # use: a server that hangs costs that timeout, not a read that never returns
-                                liveness_check_timeout=0.0)
+                                liveness_check_timeout=0.0 if liveness_check else None)
 
 
 def _describe(uri: str, exc: Exception) -> str:
