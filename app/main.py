@@ -14,11 +14,13 @@ from fastapi.routing import APIRoute
 from app.api import docs, problems
 from app.api.auth import ensure_token
 from app.api.body_limit import BodyLimitMiddleware
+from app.api.head_requests import HeadAsGetMiddleware
 from app.api.routes import annotate, diseases, explore, health, hierarchy, normalize, ranking, search, similarity, terms
 from app.api.routes import jobs as jobs_routes
 from app.api.routes import model_versions as models_routes
 from app.api.routes import retrieval as retrieval_routes
 from app.core.config import AppSettings
+from app.core.threads import limit_blas_threads
 from app.services import Services
 from app.services.jobs.manager import JobManager
 from app.services.retrieval import RetrievalService
@@ -39,6 +41,8 @@ def create_app(settings: AppSettings | None = None, graph: Graph | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with ExitStack() as cleanup:  # whatever started is stopped, also when a later step of the start fails
+            # concurrent requests each run numpy: one BLAS thread per call (app.core.threads)
+            cleanup.callback(limit_blas_threads().restore_original_limits)
             app_graph = graph
             if app_graph is None:  # owns an embedded server it started: close() stops it
                 app_graph = connect(settings, restart=True)
@@ -81,6 +85,7 @@ def create_app(settings: AppSettings | None = None, graph: Graph | None = None) 
                                                     if isinstance(r, APIRoute)],
                        limits={"/retrieval/image": settings.retrieval_max_bytes + retrieval_routes.MULTIPART_SLACK,
                                "/annotate": annotate.MAX_BODY_BYTES, "/normalize": normalize.MAX_BODY_BYTES})
+    app.add_middleware(HeadAsGetMiddleware)
     explore.install(app)  # /explore page, its static files, its read endpoints
     docs.install(app)  # /docs and /redoc with their assets served here (no CDN)
     return app
