@@ -223,8 +223,8 @@ class Graph:
             self._driver.close()
         if self._owns_server and self.server is not None:
             self.server.stop()
-        if supervisor is not None:
-            supervisor.join(self._settings.embedded_start_timeout_s + 30)
+        if supervisor is not None:  # a restart under way stops the server it started itself (or dies with us)
+            supervisor.join(10.0)
 
 
 def connect(settings: GraphSettings, *, start_embedded: bool = True, detached: bool = False,

@@ -85,3 +85,29 @@ def test_a_dead_server_is_reaped_and_restarted_and_the_same_graph_reconnects(tmp
     finally:
         graph.close()
     assert graph.server.status() is None
+
+
+def test_closing_during_a_restart_leaves_no_server(tmp_path: Path) -> None:
+    graph = connect(_settings(tmp_path, PHENOKG_DB_RESTART_BACKOFF="0"), restart=True)
+    assert graph.server is not None
+    state = graph.server.status()
+    assert state is not None
+    os.kill(state.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while graph.availability.state().state == "up":  # the supervisor is on its way back
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    graph.close()  # no restart from here: whatever the restart under way starts, it stops
+    marker = f"-Darcadedb.server.rootPath={graph.server.root}".encode()
+    deadline = time.monotonic() + 120
+    while any(marker in _cmdline(p) for p in Path("/proc").iterdir() if p.name.isdigit()):
+        assert time.monotonic() < deadline, "a JVM outlived the closed graph"
+        time.sleep(0.2)
+    assert graph.availability.state().state == "stopped"
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
