@@ -14,6 +14,6 @@ def test_an_unknown_model_kind_is_422_naming_the_known_ones(client: TestClient) 
     response = client.get("/models", params={"kind": "bogus"})
     assert response.status_code == 422
     assert response.headers["content-type"].startswith(PROBLEM)
-    assert "clip" in response.json()["detail"] and "knowledge-encoder" in response.json()["detail"]
+    assert "'clip'" in str(response.json()["errors"]) and "'knowledge-encoder'" in str(response.json()["errors"])
     assert client.get("/models", params={"kind": "clip"}).status_code == 200
     assert client.get("/jobs", params={"kind": "bogus"}).status_code == 422
