@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.schemas.terms import DiseaseRelation, PhenotypeDisease
+from app.services.memory import release_freed_memory
 from app.services.search import SearchService
 from kg.analysis.hierarchy import descendants
 from kg.analysis.ranking import RankingIndex
@@ -104,3 +105,4 @@ class Services:
                 step()
             except Exception:  # warming is an optimisation; the request path reports real errors
                 log.exception("warming an index failed")
+        release_freed_memory()  # the loads' transient peak, kept mapped by glibc otherwise

@@ -11,7 +11,7 @@ from kg.analysis.ontology import OntologyView
 __all__ = ["Annotation", "DiseaseInfo", "GraphSnapshot", "TermInfo"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: hundreds of thousands of these in a full snapshot
 class TermInfo:
     id: str
     name: str
@@ -29,7 +29,7 @@ class TermInfo:
     annotation_count: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DiseaseInfo:
     id: str
     name: str
@@ -37,7 +37,7 @@ class DiseaseInfo:
     genes: tuple[str, ...] = ()  # gene symbols (HPO's genes_to_phenotype.txt)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Annotation:
     phenotype: str
     frequency: float | None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from sys import intern
 from typing import Any, TypeVar
 
 from kg.analysis.ontology import OntologyView
@@ -34,11 +35,12 @@ def load_snapshot(graph: Graph) -> GraphSnapshot:
     stamp = stamp_rows[0]["stamp"] if stamp_rows else None
     parents: dict[str, list[str]] = {}
     for child, parent in graph.read(Q.SNAPSHOT_IS_A)[0]["rows"]:
-        parents.setdefault(child, []).append(parent)
+        parents.setdefault(intern(child), []).append(intern(parent))
     terms: dict[str, TermInfo] = {}
     rows: list[TermRow] = []
     for (tid, name, definition, synonyms, scopes, xrefs, comment, obsolete, alt_ids, replaced_by, consider, ic,
          depth, count) in graph.read(Q.SNAPSHOT_PHENOTYPES)[0]["rows"]:
+        tid = intern(tid)
         info = TermInfo(tid, name, definition, _tuple(synonyms), _tuple(scopes), _tuple(xrefs), comment,
                         bool(obsolete), _tuple(alt_ids), replaced_by, _tuple(consider), ic, depth, count)
         terms[tid] = info
@@ -48,14 +50,16 @@ def load_snapshot(graph: Graph) -> GraphSnapshot:
     view = OntologyView.from_rows(rows)
     view.ic = {t: float(terms[t].ic or 0.0) for t in view.names}
     view.annotation_count = {t: int(terms[t].annotation_count or 0) for t in view.names}
-    diseases = {d: DiseaseInfo(d, name, source, tuple(genes or ()))
+    diseases = {intern(d): DiseaseInfo(intern(d), name, intern(source), tuple(intern(g) for g in genes or ()))
                 for d, name, source, genes in graph.read(Q.SNAPSHOT_DISEASES)[0]["rows"]}
+    # ids interned: each of the ~270k annotation rows refers to one shared id string, not a copy of its own
     typical: dict[str, list[Annotation]] = {}
     for disease, phenotype, frequency, aspect in graph.read(Q.SNAPSHOT_TYPICAL)[0]["rows"]:
-        typical.setdefault(disease, []).append(Annotation(phenotype, frequency, aspect))
+        typical.setdefault(intern(disease), []).append(Annotation(intern(phenotype), frequency,
+                                                                  intern(aspect) if aspect else aspect))
     excluded: dict[str, list[str]] = {}
     for disease, phenotype in graph.read(Q.SNAPSHOT_EXCLUDED)[0]["rows"]:
-        excluded.setdefault(disease, []).append(phenotype)
+        excluded.setdefault(intern(disease), []).append(intern(phenotype))
     return GraphSnapshot(stamp=stamp, view=view, terms=terms, diseases=diseases, typical=typical,
                          excluded=excluded, load_seconds=round(time.perf_counter() - started, 3))
 
