@@ -2,9 +2,9 @@
 
 Request threads run numpy (semantic search's ``query @ matrix.T``, ranking) at the same time. With OpenBLAS's
 default of one thread per core, every concurrent call starts its own threads and they spin against each other:
-on 2 cores a matrix-vector product ran at 50 calls/s from one thread and 12 from 16 threads (2 from 64). One
-BLAS thread per call keeps the cores for the callers: 79 / 85 / 80 calls/s (/tmp/blas_test.py-style check in
-docs/benchmarks/api-latency.md). Concurrency comes from the request threads, not from inside one call.
+on 2 cores a matrix-vector product ran at 51 calls/s from one thread, 7 from 16 threads and 2 from 64; with one
+BLAS thread per call 144 / 121 / 141 (``benchmarks/blas_concurrency.py``, docs/benchmarks/api-latency.md).
+Concurrency comes from the request threads, not from inside one call.
 """
 
 from __future__ import annotations
