@@ -85,7 +85,7 @@ def _allowed_methods(request: Request) -> list[str]:
     allowed = [method for method in _METHODS
                if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
                       for route in request.app.router.routes)]
-    if "GET" in allowed and "HEAD" not in allowed:
+    if "GET" in allowed and "HEAD" not in allowed:  # app.api.head_requests serves HEAD wherever GET is served
         allowed.append("HEAD")
     return sorted(allowed)
 
