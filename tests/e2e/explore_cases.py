@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from app.schemas.terms import Disease
-from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph
 from kg.store.graph import Graph
-from tests.integration.explore_data import png_bytes
+from tests.integration.explore_data import import_grey_images
 
 MARFAN = "OMIM:154700"
 # HPO frequency terms (HP:0040280–HP:0040285) as fractions: the middle of each band
@@ -84,15 +83,7 @@ def marfan_card() -> dict[str, Any]:
 
 def import_more_evidence(graph: Graph, home: Path, work: Path, captions: list[str]) -> None:
     """One grey image per caption (each a different shade, so a different image) into the graph and blob store."""
-    work.mkdir(parents=True, exist_ok=True)
-    lines = ["image,caption,source,license"]
-    for i, caption in enumerate(captions):
-        (work / f"more{i}.png").write_bytes(png_bytes(40 + 5 * i))
-        lines.append(f'more{i}.png,"{caption}",explorer-test,CC0')
-    csv = work / "more.csv"
-    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    report = import_evidence(graph, csv, linker_from_graph(graph), BlobStore(home / "blobs"), progress=False)
-    assert not report.errors, report.errors
+    import_grey_images(graph, home, work, captions, name="more", shade=lambda i: 40 + 5 * i)
 
 
 SEIZURE = "HP:0001250"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -36,12 +37,19 @@ def build_mini_with_evidence(graph: Graph, home: Path, work: Path) -> None:
     clear_graph(graph)
     build(graph, obo=FIXTURES / "mini.obo", hpoa=FIXTURES / "mini.hpoa", genes=FIXTURES / "mini_genes.txt",
           include_pack=False, progress=False)
+    import_grey_images(graph, home, work, CAPTIONS, name="cxr", shade=lambda i: 120 + 50 * i)
+
+
+def import_grey_images(graph: Graph, home: Path, work: Path, captions: list[str], *, name: str,
+                       shade: Callable[[int], int]) -> None:
+    """One grey chest-like image per caption (``shade(i)`` each, so distinct images) imported as evidence into
+    the graph and ``home``'s blob store."""
     work.mkdir(parents=True, exist_ok=True)
     lines = ["image,caption,source,license"]
-    for i, caption in enumerate(CAPTIONS):
-        (work / f"cxr{i}.png").write_bytes(png_bytes(120 + 50 * i))
-        lines.append(f'cxr{i}.png,"{caption}",explorer-test,CC0')
-    csv = work / "evidence.csv"
+    for i, caption in enumerate(captions):
+        (work / f"{name}{i}.png").write_bytes(png_bytes(shade(i)))
+        lines.append(f'{name}{i}.png,"{caption}",explorer-test,CC0')
+    csv = work / f"{name}.csv"
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     report = import_evidence(graph, csv, linker_from_graph(graph), BlobStore(home / "blobs"), progress=False)
     assert not report.errors, report.errors
