@@ -41,7 +41,7 @@ from app.core.errors import ProblemError
 from app.services.uploads import UploadError, decode_upload
 from kg.analysis.snapshot import GraphSnapshot
 from kg.ids import PHENOTYPIC_ABNORMALITY
-from kg.repo.registry import active_model
+from kg.repo.registry import active_model, list_models
 from kg.repo.snapshots import SnapshotCache
 from kg.repo.training_views import evidence_items
 from kg.store.graph import Graph
@@ -174,13 +174,22 @@ class RetrievalService:
         return not worker.is_alive()
 
     def warm(self) -> None:
-        """Load the model now (start-up, first request), unless one is already served. With none to serve, the
-        model stack is imported all the same, so that the first activation is a load, not seconds of imports."""
+        """Load the model now (start-up, first request), unless one is already served. With none to serve but a
+        ``clip`` version registered, the model stack is imported all the same, so that activating it is a load,
+        not seconds of imports; with none registered it is not (torch, timm and transformers hold ≈ 500 MB):
+        the first activation or retrieval request then imports it."""
         with self._load_lock:
             if self._state is None:
                 self._reload_locked()
-            if self._state is None:
+            if self._state is None and self._any_registered():
                 import models.serving  # noqa: F401  (torch, timm, transformers)
+
+    def _any_registered(self) -> bool:
+        try:
+            return bool(list_models(self.graph, KIND))
+        except Exception:  # the graph is unreachable for a moment: import, as before
+            log.warning("retrieval: could not list the registered image–text models", exc_info=True)
+            return True
 
     def _reload_locked(self) -> None:
         self._checked = time.monotonic()
