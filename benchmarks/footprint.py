@@ -19,8 +19,10 @@ What it does:
    after all four), once the process is quiet again.
 4. **Attribution** (``--attribute``, on by default): a fresh interpreter attached to the same running JVM
    (``PHENOKG_HOME`` = the served copy) repeats what the API holds, step by step, and reports RSS and USS after
-   each: the API's imports, the snapshot, the disease index, the linker, semsim, ranking, the lexical search
-   index, the phenotype vectors, the query encoder, the image (CLIP) stack; and ``gc`` + glibc ``malloc_trim``.
+   each (after ``gc`` + glibc ``malloc_trim``, as the API trims after its warm-up; the untrimmed RSS too): the
+   API's imports, the snapshot, the disease index, the linker, semsim, ranking, the lexical search index, the
+   phenotype vectors, the query encoder, the image (CLIP) stack (which the API imports only when a ``clip`` model
+   is registered).
 5. **Imports** (``--imports``, on by default): RSS and USS after importing each heavy library in a fresh
    interpreter (baseline: the bare interpreter).
 
@@ -47,6 +49,8 @@ import httpx
 import psutil
 from _common import progress
 from api_latency import SEARCH_QUERIES, Server, machine, note_2000
+
+from kg.config import GraphSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 MiB = float(1 << 20)
@@ -134,10 +138,13 @@ def attribute_child() -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         result = fn()
         gc.collect()
-        rows.append({"step": name, "seconds": time.perf_counter() - t0, **memory(me)})
+        untrimmed = memory(me)["rss"]
+        _trim()  # what the step keeps, not its transient peak (the API trims after its warm-up)
+        rows.append({"step": name, "seconds": time.perf_counter() - t0, "untrimmed": untrimmed, **memory(me)})
         return result
 
-    rows.append({"step": "interpreter", "seconds": 0.0, **memory(me)})
+    _trim()
+    rows.append({"step": "interpreter", "seconds": 0.0, "untrimmed": memory(me)["rss"], **memory(me)})
     step("import the API (app.main and what it imports)", lambda: __import__("app.main"))
     from app.core.config import AppSettings
     from app.services import Services
@@ -160,12 +167,13 @@ def attribute_child() -> list[dict[str, Any]]:
     if index is not None:
         step(encoder_name, lambda: services.search.encoder_for(index))
     else:
-        rows.append({"step": encoder_name + ": no vectors in the graph", "seconds": 0.0, **memory(me)})
+        rows.append({"step": encoder_name + ": no vectors in the graph", "seconds": 0.0, "untrimmed": float("nan"),
+                     **memory(me)})
     step("image (CLIP) stack import (models.serving: torch, timm, transformers)", lambda: __import__("models.serving"))
-    step("gc + malloc_trim", _trim)
     loaded = sorted(m for m in ("torch", "transformers", "onnxruntime", "sentence_transformers", "timm", "ray")
                     if m in sys.modules)
-    rows.append({"step": "modules loaded: " + (", ".join(loaded) or "none"), "seconds": 0.0, **memory(me)})
+    rows.append({"step": "modules loaded: " + (", ".join(loaded) or "none"), "seconds": 0.0,
+                 "untrimmed": float("nan"), **memory(me)})
     graph.close()
     return rows
 
@@ -235,14 +243,15 @@ def markdown(res: dict[str, Any]) -> str:
               ""]
     if res.get("attribution"):
         lines += ["Attribution (a fresh interpreter attached to the same JVM builds what the API holds, one step "
-                  "at a time; Δ = growth of that step):", "",
-                  "| step | RSS | Δ RSS | USS | Δ USS | s |", "|---|---|---|---|---|---|"]
+                  "at a time, each followed by gc + `malloc_trim`; Δ = what that step keeps; *before trim* = RSS "
+                  "right after the step, with its freed transient pages still mapped):", "",
+                  "| step | RSS | Δ RSS | USS | Δ USS | before trim | s |", "|---|---|---|---|---|---|---|"]
         prev: dict[str, Any] | None = None
         for row in res["attribution"]:
             d_rss = row["rss"] - prev["rss"] if prev else float("nan")
             d_uss = row["uss"] - prev["uss"] if prev else float("nan")
             lines.append(f"| {row['step']} | {_f(row['rss'])} | {_f(d_rss)} | {_f(row['uss'])} | {_f(d_uss)} | "
-                         f"{row['seconds']:.1f} |")
+                         f"{_f(row.get('untrimmed', float('nan')))} | {row['seconds']:.1f} |")
             prev = row
         lines.append("")
     if res.get("imports"):
@@ -277,7 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["PHENOKG_DB_HEAP"] = args.heap
     tmp = Path(tempfile.mkdtemp(prefix="phenokg-footprint-"))
     server: Server | None = None
-    res: dict[str, Any] = {"machine": machine(), "heap": os.environ.get("PHENOKG_DB_HEAP", "default (1g)"),
+    res: dict[str, Any] = {"machine": machine(), "heap": os.environ.get("PHENOKG_DB_HEAP") or
+                           f"{GraphSettings.model_fields['embedded_heap'].default} (the default)",
                            "memory": {}}
     res["command"] = "python benchmarks/footprint.py " + " ".join(argv if argv is not None else sys.argv[1:])
     try:

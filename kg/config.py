@@ -35,7 +35,7 @@ class GraphSettings(BaseSettings):
     home: Path = Field(default_factory=_default_home, alias="PHENOKG_HOME")
     embedded_bolt_port: int = Field(default=0, alias="PHENOKG_BOLT_PORT", ge=0, le=65535)
     embedded_http_port: int = Field(default=0, alias="PHENOKG_HTTP_PORT", ge=0, le=65535)
-    embedded_heap: str = Field(default="1g", alias="PHENOKG_DB_HEAP")
+    embedded_heap: str = Field(default="512m", alias="PHENOKG_DB_HEAP")
     embedded_start_timeout_s: float = Field(default=60.0, alias="PHENOKG_DB_START_TIMEOUT")
     # Failing fast when the database is down (kg.store.availability) and restarting the embedded one
     # (kg.store.supervisor): a request waits at most about connect_timeout_s on a server that does not answer.
