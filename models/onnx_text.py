@@ -132,14 +132,18 @@ def export_text_encoder(encoder: TextEncoder, target: Path, precision: Precision
 
 
 def _default_threads() -> int:
-    """torch's intra-op thread count when torch is loaded (as before), else the cores this process may use."""
+    """torch's intra-op thread count when torch is loaded (as before), else what torch would pick without being
+    imported: the physical cores, at most the CPUs this process may run on."""
     torch_mod = sys.modules.get("torch")
     if torch_mod is not None:
         return int(torch_mod.get_num_threads())
+    import psutil
+
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        allowed = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        allowed = os.cpu_count() or 1
+    return max(1, min(allowed, psutil.cpu_count(logical=False) or allowed))
 
 
 class OnnxTextModel:
