@@ -20,6 +20,7 @@ from kg.config import GraphSettings
 from kg.ingest.build import build
 from kg.store.graph import Graph
 from tests.helpers import FIXTURES as FIXTURES_DIR
+from tests.helpers import assert_problem
 
 pytestmark = pytest.mark.integration
 FIXTURES = FIXTURES_DIR
@@ -41,12 +42,6 @@ def client(graph: Graph, graph_settings: GraphSettings) -> Iterator[TestClient]:
         graph.write("MATCH (n) DETACH DELETE n")
 
 
-def assert_problem(response: Any, status: int = 422) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["title"]
-    return body
 
 
 # ---- /similarity ----------------------------------------------------------------------------------------
@@ -96,11 +91,11 @@ def test_similarity_resolves_and_reports_ids(client: TestClient) -> None:
     {"a": [PNEUMONIA], "b": [OBSOLETE_CONSIDER]},                        # obsolete without replacement
 ])
 def test_similarity_bad_input_is_422_problem(client: TestClient, payload: dict[str, Any]) -> None:
-    assert_problem(client.post("/similarity", json=payload))
+    assert_problem(client.post("/similarity", json=payload), 422)
 
 
 def test_similarity_rejects_non_json(client: TestClient) -> None:
-    assert_problem(client.post("/similarity", content=b"{not json", headers={"content-type": "application/json"}))
+    assert_problem(client.post("/similarity", content=b"{not json", headers={"content-type": "application/json"}), 422)
 
 
 # ---- /rank ---------------------------------------------------------------------------------------------
@@ -166,7 +161,7 @@ def test_rank_likelihood_ratios_per_term(client: TestClient) -> None:
 
 
 def test_rank_unknown_method_is_422(client: TestClient) -> None:
-    assert_problem(client.post("/rank", json={"present": [PNEUMONIA], "method": "cosine"}))
+    assert_problem(client.post("/rank", json={"present": [PNEUMONIA], "method": "cosine"}), 422)
 
 
 def test_rank_source_filter_limit_and_no_explanations(client: TestClient) -> None:
@@ -213,7 +208,7 @@ def test_rank_takes_every_id_spelling_terms_takes(client: TestClient) -> None:
     {"present": "HP:0002090"},
 ])
 def test_rank_bad_input_is_422_problem(client: TestClient, payload: dict[str, Any]) -> None:
-    body = assert_problem(client.post("/rank", json=payload))
+    body = assert_problem(client.post("/rank", json=payload), 422)
     assert body.get("detail") or body.get("errors")
 
 

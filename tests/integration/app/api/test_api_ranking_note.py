@@ -20,6 +20,7 @@ from app.schemas.ranking import MAX_RANK_TEXT_CHARS
 from kg.config import GraphSettings
 from kg.ingest.build import build
 from kg.store.graph import Graph
+from tests import helpers
 from tests.helpers import FIXTURES, clear_graph
 
 pytestmark = pytest.mark.integration
@@ -56,10 +57,9 @@ def rank(client: TestClient, **body: Any) -> dict[str, Any]:
 
 
 def assert_problem(response: Any, status: int = 422) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["detail"]
+    """tests.helpers.assert_problem, 422 by default, with a ``detail`` saying why."""
+    body = helpers.assert_problem(response, status)
+    assert body["detail"]
     return body
 
 
