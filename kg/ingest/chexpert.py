@@ -233,5 +233,5 @@ def import_chexpert(graph: Graph, path: Path, store: BlobStore, *, license: str,
                                   "the file's finding columns): build the graph first (`phenokg kg build`)")
         items = (parser.parse(r) if isinstance(r, Record) else r for r in table.records())
         base = (Path(image_root) if image_root is not None else path.parent).expanduser().resolve()
-        return import_stream(graph, items, store, path=path, source=parser.source, base_dir=base,
+        return import_stream(graph, items, store, path=path, base_dir=base,
                              progress=progress, total=table.size, position=lambda: table.position, desc="chexpert")

@@ -85,54 +85,59 @@ def read_evidence_rows(path: Path) -> Iterator[EvidenceRow | RowError]:
         yield from _csv_rows(path, lines, bad, "," if kind == "csv" else "\t")
 
 
-def _decode_lines(path: Path) -> tuple[list[str], dict[int, str]]:
-    """The file's physical lines (with their line ends) and the 1-based numbers of undecodable ones.
+_HEAD: Final = 1 << 16  # bytes read first to recognise the encoding
 
-    UTF-8, with or without BOM; UTF-16/32 *with* a BOM is decoded too.  A line that is not valid UTF-8 is
-    kept (bytes replaced, so the CSV structure survives) and reported by its number; a file that is
-    mostly NUL bytes (UTF-16/32 without BOM) is refused as a whole.
+
+def _decode_lines(path: Path) -> tuple[Iterator[str], dict[int, str]]:
+    """The file's physical lines (with their line ends), decoded as they are read, and a dict that collects the
+    1-based numbers of undecodable ones as the lines go by (the readers drop entries they are done with).
+
+    UTF-8, with or without BOM, is streamed line by line, so a file of any size reads in bounded memory;
+    UTF-16/32 *with* a BOM is decoded whole. A line that is not valid UTF-8 is kept (bytes replaced, so the CSV
+    structure survives) and reported by its number; a file whose start is mostly NUL bytes (UTF-16/32 without
+    BOM) is refused as a whole.
     """
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD)
     except OSError as exc:
         raise SourceFormatError(path, None, f"cannot read the file: {exc.strerror or exc}") from exc
     for bom, codec in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
                        (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
-        if data.startswith(bom):
+        if head.startswith(bom):
+            data = path.read_bytes()
             try:
                 text = data.decode(codec)
             except UnicodeDecodeError as exc:
                 line = data[: exc.start].decode(codec, errors="replace").count("\n") + 1
                 raise SourceFormatError(path, line, f"not valid {codec.upper()} text: {exc.reason}") from exc
-            return _split_text(text), {}
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    nul = data.find(b"\x00")
-    if nul >= 0 and data.count(b"\x00") * 8 > len(data):
-        line = data[:nul].count(b"\n") + 1
+            return iter(_split_text(text)), {}
+    skip = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    head = head[skip:]
+    nul = head.find(b"\x00")
+    if nul >= 0 and head.count(b"\x00") * 8 > len(head):
+        line = head[:nul].count(b"\n") + 1
         raise SourceFormatError(path, line, "not UTF-8 text (NUL bytes: UTF-16 or UTF-32 without a "
                                             "byte-order mark?); save the file as UTF-8")
-    lines: list[str] = []
     bad: dict[int, str] = {}
-    for number, raw in enumerate(_split_bytes(data), start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            byte = raw[exc.start: exc.start + 1].hex()
-            column = len(raw[: exc.start].decode("utf-8", errors="replace")) + 1
-            bad[number] = (f"not valid UTF-8 (byte 0x{byte} at column {column}; unknown encoding, "
-                           "save the file as UTF-8)")
-            text = raw.decode("utf-8", errors="replace")
-        if "\x00" in text:
-            bad.setdefault(number, "NUL byte in the line")
-        lines.append(text)
-    return lines, bad
+    return _utf8_lines(path, skip, bad), bad
 
 
-def _split_bytes(data: bytes) -> list[bytes]:
-    """Split on ``\\n`` only (never on the other line breaks ``splitlines`` knows), keeping line ends."""
-    parts = data.split(b"\n")
-    return [p + b"\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+def _utf8_lines(path: Path, skip: int, bad: dict[int, str]) -> Iterator[str]:
+    with open(path, "rb") as fh:
+        fh.seek(skip)
+        for number, raw in enumerate(fh, start=1):  # binary files split on \n only, keeping it
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                byte = raw[exc.start: exc.start + 1].hex()
+                column = len(raw[: exc.start].decode("utf-8", errors="replace")) + 1
+                bad[number] = (f"not valid UTF-8 (byte 0x{byte} at column {column}; unknown encoding, "
+                               "save the file as UTF-8)")
+                text = raw.decode("utf-8", errors="replace")
+            if "\x00" in text:
+                bad.setdefault(number, "NUL byte in the line")
+            yield text
 
 
 def _split_text(text: str) -> list[str]:
@@ -140,16 +145,17 @@ def _split_text(text: str) -> list[str]:
     return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
-def _bad_in(bad: Mapping[int, str], first: int, last: int) -> tuple[int, str] | None:
-    for number in range(first, last + 1):
-        if number in bad:
-            return number, bad[number]
-    return None
+def _bad_in(bad: dict[int, str], first: int, last: int) -> tuple[int, str] | None:
+    """The first undecodable line of a record (lines ``first``..``last``); forgets the lines up to ``last``."""
+    hit = next(((n, bad[n]) for n in range(first, last + 1) if n in bad), None)
+    for number in [n for n in bad if n <= last]:
+        del bad[number]
+    return hit
 
 
-def _csv_rows(path: Path, lines: list[str], bad: dict[int, str],
+def _csv_rows(path: Path, lines: Iterator[str], bad: dict[int, str],
               delimiter: str) -> Iterator[EvidenceRow | RowError]:
-    reader = csv.reader(iter(lines), delimiter=delimiter, strict=True)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     columns: list[str] | None = None
     end = 0  # physical line where the previous record ended
     while True:
@@ -210,12 +216,13 @@ def _header(path: Path, line: int, record: list[str]) -> list[str]:
     return columns
 
 
-def _jsonl_rows(path: Path, lines: list[str], bad: dict[int, str]) -> Iterator[EvidenceRow | RowError]:
+def _jsonl_rows(path: Path, lines: Iterator[str], bad: dict[int, str]) -> Iterator[EvidenceRow | RowError]:
     for number, text in enumerate(lines, start=1):
+        problem = bad.pop(number, None)
         if not text.strip():
             continue
-        if number in bad:
-            yield RowError(str(path), number, bad[number])
+        if problem is not None:
+            yield RowError(str(path), number, problem)
             continue
         try:
             obj = json.loads(text)

@@ -1,46 +1,53 @@
-"""Streamed, resumable evidence import: the engine under ``import-chexpert`` and ``import-reports``.
+"""Streamed, resumable evidence import: the engine under ``evidence import``, ``import-chexpert`` and
+``import-reports``.
 
-:func:`import_stream` takes rows one at a time (from a :class:`~kg.ingest.table_stream.TableStream` turned into
-:class:`~kg.ingest.evidence_rows.EvidenceRow` / :class:`LabelledRow` by a parser) and writes them in batches, so a
-file of any length imports in bounded memory.  Node properties, evidence ids, blob storage and link edges are those
-of :func:`kg.ingest.evidence.import_evidence` (same :func:`~kg.ingest.evidence.evidence_id`, same query constants);
-what differs:
+:func:`import_stream` takes rows one at a time (an :class:`~kg.ingest.evidence_rows.EvidenceRow`, a
+:class:`LabelledRow` or a :class:`~kg.ingest.evidence_rows.RowError`) and handles them ``batch`` rows at a time, so a
+file of any length imports in bounded memory. For each batch:
 
-* **links**: an :class:`~kg.ingest.evidence_rows.EvidenceRow` is linked by the :class:`~kg.text.linker.Linker`
-  (negated mentions → ``RULES_OUT``, hedged ones → ``SHOWS {uncertain: true}``), exactly as ``evidence import``
-  does; a :class:`LabelledRow` carries its links (from structured labels) and the linker is not run.
-* **resumable and cheap to re-run**: before reading any image, the (image URI, caption) pairs of the evidence
-  ``source`` already holds are read once; a row whose pair is there is *skipped* (``skipped``): its image is not
-  read, decoded or hashed again, only its links are checked (and written if an interrupted run left them out).
-  Rows are written every ``batch`` rows, so an interrupted import keeps what it wrote and a re-run goes on.
-* a row repeating an earlier row of the same run (same image URI and caption) is counted in ``duplicates``.
+1. **already imported?** The (image URI, caption, source) of each row is looked up in one indexed query; a row
+   found there is *skipped*: its image is not read, decoded or hashed again, only its links are checked (and
+   written if an interrupted run left them out). A row repeating one of the last few batches of this run is a
+   *duplicate* (or an error when it names another license).
+2. **images, in parallel**: the remaining images are read, checked with Pillow and stored by content
+   (:class:`~kg.store.blobs.BlobStore`) by ``workers`` threads (file reads, decoding and hashing release the GIL),
+   without a per-file fsync; the writer syncs the store once per batch before the graph refers to the images.
+3. **links**: meanwhile the reading thread links the captions (:class:`~kg.text.linker.Linker`: negated mentions →
+   ``RULES_OUT``, hedged ones → ``SHOWS {uncertain: true}``); a :class:`LabelledRow` carries its links instead.
+4. **written off-thread**: the batch goes to a :class:`~kg.ingest.evidence_batches.BatchWriter`, which writes it
+   while the next batch is read (nodes first, then links; existing nodes are never modified).
+
+A killed import keeps every batch it wrote; running it again skips those rows and goes on. Node properties and ids
+are :func:`~kg.ingest.evidence_batches.evidence_id` of (image sha256, caption, source).
 """
 
 from __future__ import annotations
 
+import collections
 import json
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from tqdm import tqdm
 
-from kg.ingest.evidence import ImportReport, evidence_id, write_missing_links
+from kg.ingest.evidence_batches import BatchWriter, PendingBatch, Relation, StreamReport, evidence_id
 from kg.ingest.evidence_rows import EvidenceRow, RowError
 from kg.store import queries as Q
-from kg.store.blobs import BlobStore, ImageError, StoredImage, load_image
+from kg.store.blobs import BlobStore, ImageError, LocalPaths, StoredImage, load_image
 from kg.store.graph import Graph
 from kg.text.linker import Linker
 
-__all__ = ["LabelLink", "LabelledRow", "Relation", "StreamItem", "StreamReport", "image_uri", "import_stream"]
+__all__ = ["BATCH", "WORKERS", "LabelLink", "LabelledRow", "Relation", "StreamItem", "StreamReport", "image_uri",
+           "import_stream"]
 
 BATCH: Final = 500
-_ID_CHUNK: Final = 1000
-Relation = Literal["SHOWS", "RULES_OUT"]
+WORKERS: Final = 4  # image threads: reads, decoding and hashing overlap on 2 cores
+_WINDOW: Final = 3  # batches whose keys are remembered for duplicates (the writer may not have stored them yet)
 
 
 @dataclass(frozen=True)
@@ -65,23 +72,10 @@ class LabelledRow:
 
 
 StreamItem = EvidenceRow | LabelledRow | RowError
+Key = tuple[str, str, str]  # (image URI, caption, source)
 
 
-@dataclass
-class StreamReport(ImportReport):
-    """:class:`~kg.ingest.evidence.ImportReport` plus ``skipped``: rows an earlier run already imported (their
-    images were not read again)."""
-
-    skipped: int = 0
-
-    def summary(self) -> dict[str, Any]:
-        """The report as JSON-ready numbers (``errors``: how many)."""
-        out: dict[str, Any] = {k: v for k, v in vars(self).items() if k != "errors"}
-        out["errors"] = len(self.errors)
-        return out
-
-
-def image_uri(ref: str, base_dir: Path) -> str | None:
+def image_uri(ref: str, base_dir: Path, paths: LocalPaths | None = None) -> str | None:
     """The URI :func:`~kg.store.blobs.load_image` would give ``ref``, without reading it (``None``: a reference
     that load_image refuses, which is then reported when it is read)."""
     parts = urllib.parse.urlsplit(ref)
@@ -97,59 +91,125 @@ def image_uri(ref: str, base_dir: Path) -> str | None:
     else:
         local = Path(ref).expanduser()
     try:
-        return (local if local.is_absolute() else base_dir / local).resolve().as_uri()
+        target = local if local.is_absolute() else base_dir / local
+        return paths.uri(target) if paths is not None else target.resolve().as_uri()
     except (OSError, RuntimeError, ValueError):
         return None
 
 
-def _existing(graph: Graph, source: str) -> dict[tuple[str, str], str]:
-    """(image URI, caption) → evidence id, for the evidence of ``source`` already in the graph."""
-    records = graph.read(Q.TRAINING_EVIDENCE, source=source)
-    rows = list(records[0].get("rows") or []) if records else []
-    return {(str(r[2]), str(r[3])): str(r[0]) for r in rows if r[2] is not None and r[3] is not None}
+@dataclass
+class _First:
+    """The first row of a run with one key: its line and license, for duplicate and license-conflict checks."""
+
+    line: int
+    license: str
 
 
-def _chunks(items: list[str], size: int = _ID_CHUNK) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+class _Importer:
+    """One run of :func:`import_stream` (the state shared by its batches)."""
 
+    def __init__(self, graph: Graph, store: BlobStore, report: StreamReport, *, path: Path, base_dir: Path,
+                 linker: Linker | None, pool: ThreadPoolExecutor) -> None:
+        self.graph, self.store, self.report, self.path, self.base_dir = graph, store, report, path, base_dir
+        self.linker, self.pool = linker, pool
+        self.recent: collections.deque[dict[Key, _First]] = collections.deque(maxlen=_WINDOW)
+        self.paths = LocalPaths()
 
-class _Batch:
-    """Nodes and links waiting to be written."""
+    def _error(self, row: EvidenceRow, message: str) -> None:
+        self.report.errors.append(RowError(str(self.path), row.line, message))
 
-    def __init__(self) -> None:
-        self.rows = 0
-        self.nodes: dict[str, dict[str, Any]] = {}
-        self.links: dict[Relation, list[dict[str, Any]]] = {"SHOWS": [], "RULES_OUT": []}
+    def _earlier(self, key: Key, current: dict[Key, _First]) -> _First | None:
+        if key in current:
+            return current[key]
+        return next((batch[key] for batch in self.recent if key in batch), None)
 
-    def add_links(self, ident: str, row: EvidenceRow | LabelledRow, linker: Linker | None) -> None:
-        if isinstance(row, LabelledRow):
-            for link in row.links:
-                self.links[link.relation].append({
+    def _repeat(self, row: EvidenceRow, first: _First, what: str) -> None:
+        if first.license == row.license:
+            self.report.duplicates += 1
+        else:
+            self._error(row, f"same image, caption and source as {what} but another license ({row.license!r})")
+
+    def _stored(self, keys: Iterable[Key]) -> dict[Key, tuple[str, str]]:
+        """(uri, caption, source) → (evidence id, license) of the rows the graph already holds."""
+        uris = sorted({k[0] for k in keys})
+        if not uris:
+            return {}
+        rows = self.graph.read(Q.EVIDENCE_BY_IMAGE_URI, uris=uris)[0]["rows"] or []
+        return {(str(r[0]), str(r[1]), str(r[2])): (str(r[3]), str(r[4])) for r in rows}
+
+    def _store_image(self, ref: str) -> tuple[StoredImage, str] | ImageError:
+        try:
+            data, uri = load_image(ref, self.base_dir, self.paths)
+            return self.store.put_image(data, durable=False), uri
+        except ImageError as exc:
+            return exc
+
+    def _links(self, pending: PendingBatch, ident: str, item: EvidenceRow | LabelledRow) -> None:
+        if isinstance(item, LabelledRow):
+            for link in item.links:
+                pending.links[link.relation].append({
                     "evidence": ident, "phenotype": link.phenotype, "matched": link.matched, "field": link.field,
                     "start": link.start, "end": link.end, "uncertain": link.uncertain})
             return
-        if linker is None:
+        if self.linker is None:
             raise ValueError("rows without labels need a linker")
-        for m in linker.annotate(row.caption):
-            self.links["RULES_OUT" if m.negated else "SHOWS"].append({
+        for m in self.linker.annotate(item.caption):
+            pending.links["RULES_OUT" if m.negated else "SHOWS"].append({
                 "evidence": ident, "phenotype": m.id, "matched": m.matched, "field": m.field,
                 "start": m.start, "end": m.end, "uncertain": m.uncertain})
 
-    def flush(self, graph: Graph, report: StreamReport) -> None:
-        ids = list(self.nodes)
-        present: set[str] = set()
-        for chunk in _chunks(ids):
-            present.update(graph.read(Q.EVIDENCE_IDS_PRESENT, ids=chunk)[0]["ids"])
-        new: list[Mapping[str, Any]] = [{"id": i, "props": self.nodes[i]} for i in ids if i not in present]
-        report.created += len(new)
-        report.unchanged += len(ids) - len(new)
-        if new:
-            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            graph.write_batches(Q.UPSERT_EVIDENCE, new, _ID_CHUNK, now=now)
-        written = write_missing_links(graph, self.links.items(), _ID_CHUNK)
-        report.links_shows += written.get("SHOWS", 0)
-        report.links_rules_out += written.get("RULES_OUT", 0)
+    def prepare(self, items: list[EvidenceRow | LabelledRow]) -> PendingBatch:
+        """Steps 1–3 of the module docstring for one batch."""
+        pending = PendingBatch()
+        pending.rows = len(items)
+        current: dict[Key, _First] = {}
+        fresh: list[tuple[EvidenceRow | LabelledRow, Key | None]] = []
+        for item in items:
+            row = item.row if isinstance(item, LabelledRow) else item
+            uri = image_uri(row.image, self.base_dir, self.paths)
+            key = (uri, row.caption, row.source) if uri is not None else None
+            first = self._earlier(key, current) if key is not None else None
+            if first is not None:
+                self._repeat(row, first, f"line {first.line}")
+                continue
+            if key is not None:
+                current[key] = _First(row.line, row.license)
+            fresh.append((item, key))
+        stored = self._stored(k for _, k in fresh if k is not None)
+        to_load: list[tuple[EvidenceRow | LabelledRow, Key | None]] = []
+        for item, key in fresh:
+            row = item.row if isinstance(item, LabelledRow) else item
+            found = stored.get(key) if key is not None else None
+            if found is None:
+                to_load.append((item, key))
+            elif found[1] != row.license:
+                self._error(row, f"already imported with another license ({found[1]!r}, this row {row.license!r})")
+            else:
+                self.report.skipped += 1
+                pending.known.add(found[0])
+                self._links(pending, found[0], item)
+        refs = list(dict.fromkeys((i.row if isinstance(i, LabelledRow) else i).image for i, _ in to_load))
+        loads: dict[str, Future[tuple[StoredImage, str] | ImageError]] = {
+            ref: self.pool.submit(self._store_image, ref) for ref in refs}
+        firsts: dict[str, int] = {}  # evidence id → line, within this batch
+        for item, _key in to_load:
+            row = item.row if isinstance(item, LabelledRow) else item
+            result = loads[row.image].result()
+            if isinstance(result, ImageError):
+                self._error(row, str(result))
+                continue
+            image, uri = result
+            ident = evidence_id(image.sha256, row.caption, row.source)
+            if ident in pending.nodes:  # same bytes, caption and source under another path
+                self._repeat(row, _First(firsts[ident], pending.nodes[ident]["license"]), f"line {firsts[ident]}")
+                continue
+            firsts[ident] = row.line
+            pending.nodes[ident] = _props(ident, row, uri, image)
+            self._links(pending, ident, item)
+        self.report.images_stored += sum(1 for f in loads.values() if not isinstance(r := f.result(), ImageError)
+                                         and r[0].written)
+        self.recent.append(current)
+        return pending
 
 
 def _props(ident: str, row: EvidenceRow, uri: str, stored: StoredImage) -> dict[str, Any]:
@@ -164,68 +224,56 @@ def _props(ident: str, row: EvidenceRow, uri: str, stored: StoredImage) -> dict[
     return props
 
 
-def import_stream(graph: Graph, items: Iterable[StreamItem], store: BlobStore, *, path: Path, source: str,
-                  base_dir: Path, linker: Linker | None = None, progress: bool = True, total: int | None = None,
-                  position: Callable[[], int] | None = None, batch: int = BATCH,
+def _batches(items: Iterable[StreamItem], report: StreamReport, size: int, tick: Callable[[], None]
+             ) -> Iterator[list[EvidenceRow | LabelledRow]]:
+    chunk: list[EvidenceRow | LabelledRow] = []
+    for item in items:
+        report.rows += 1
+        tick()
+        if isinstance(item, RowError):
+            report.errors.append(item)
+            continue
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def import_stream(graph: Graph, items: Iterable[StreamItem], store: BlobStore, *, path: Path, base_dir: Path,
+                  linker: Linker | None = None, progress: bool = True, total: int | None = None,
+                  position: Callable[[], int] | None = None, batch: int = BATCH, workers: int = WORKERS,
                   desc: str = "evidence") -> StreamReport:
-    """Import ``items`` (all of evidence source ``source``; images relative to ``base_dir``).
+    """Import ``items`` (images relative to ``base_dir``); bad rows are collected in ``errors`` and skipped.
 
     ``total`` / ``position``: the file's size and a callable giving the bytes read so far, for the progress bar
-    (rows are counted in its postfix). Bad rows are collected in ``errors`` and skipped.
+    (without ``position``, ``total`` is the expected number of rows). ``linker`` is needed for plain rows.
     """
     report = StreamReport(file=str(path))
-    existing = _existing(graph, source)
-    seen: dict[tuple[str, str], str] = {}  # (uri, caption) → id, rows of this run
-    seen_ids: set[str] = set()
-    pending = _Batch()
     by_bytes = total is not None and position is not None
-    with tqdm(desc=desc, total=total if by_bytes else None, unit="B" if by_bytes else "row",
-              unit_scale=by_bytes, disable=not progress, dynamic_ncols=True, mininterval=0.5) as bar:
-        for item in items:
-            report.rows += 1
+    with tqdm(desc=desc, total=total, unit="B" if by_bytes else "row", unit_scale=by_bytes,
+              disable=not progress, dynamic_ncols=True, mininterval=0.5) as bar:
+
+        def tick() -> None:
             if by_bytes and position is not None:
                 bar.update(position() - bar.n)
-                if report.rows % 1000 == 0:
-                    bar.set_postfix(rows=report.rows, skipped=report.skipped, errors=len(report.errors),
-                                    refresh=False)
             else:
                 bar.update(1)
-            if isinstance(item, RowError):
-                report.errors.append(item)
-                continue
-            row = item.row if isinstance(item, LabelledRow) else item
-            uri = image_uri(row.image, base_dir)
-            key = (uri or "", row.caption)
-            if uri is not None and key in seen:
-                report.duplicates += 1
-                continue
-            if uri is not None and key in existing:
-                ident = existing[key]
-                report.skipped += 1
-                seen[key] = ident
-                pending.add_links(ident, item, linker)
-            else:
-                try:
-                    data, uri = load_image(row.image, base_dir)
-                    stored = store.put_image(data)
-                except ImageError as exc:
-                    report.errors.append(RowError(str(path), row.line, str(exc)))
-                    continue
-                report.images_stored += stored.written
-                ident = evidence_id(stored.sha256, row.caption, row.source)
-                seen[(uri, row.caption)] = ident
-                if ident in seen_ids:  # same bytes and caption under another path
-                    report.duplicates += 1
-                    continue
-                seen_ids.add(ident)
-                pending.nodes[ident] = _props(ident, row, uri, stored)
-                pending.add_links(ident, item, linker)
-            pending.rows += 1
-            if pending.rows >= batch:
-                pending.flush(graph, report)
-                pending = _Batch()
-        if pending.rows:
-            pending.flush(graph, report)
+            if report.rows % 1000 == 0:
+                bar.set_postfix(rows=report.rows, skipped=report.skipped, errors=len(report.errors), refresh=False)
+
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="evidence-image") as pool:
+            importer = _Importer(graph, store, report, path=path, base_dir=base_dir, linker=linker, pool=pool)
+            writer = BatchWriter(graph, store, report)
+            try:
+                for chunk in _batches(items, report, batch, tick):
+                    writer.put(importer.prepare(chunk))
+            except BaseException:
+                writer.close(raise_error=False)
+                raise
+            writer.close()
+        report.errors.sort(key=lambda e: e.line)  # rows with image problems are found after the next rows are read
         if by_bytes:
             bar.update(max(0, (total or 0) - bar.n))
     return report

@@ -118,5 +118,5 @@ def import_reports(graph: Graph, path: Path, linker: Linker, store: BlobStore, *
         parser = ReportParser(table, source=name, license=license.strip(), split=split, split_column=split_column)
         items = (parser.parse(r) if isinstance(r, Record) else r for r in table.records())
         base = (Path(image_root) if image_root is not None else path.parent).expanduser().resolve()
-        return import_stream(graph, items, store, path=path, source=name, base_dir=base, linker=linker,
+        return import_stream(graph, items, store, path=path, base_dir=base, linker=linker,
                              progress=progress, total=table.size, position=lambda: table.position, desc="reports")

@@ -10,11 +10,12 @@ an :class:`ImageError`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import http.client
 import io
 import os
-import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -37,6 +38,7 @@ __all__ = [
     "BlobStore",
     "ImageError",
     "ImageInfo",
+    "LocalPaths",
     "StoredImage",
     "fetch_url",
     "inspect_image",
@@ -141,7 +143,26 @@ def fetch_url(url: str, *, timeout: float = HTTP_TIMEOUT_S, max_bytes: int = MAX
     return b"".join(chunks)
 
 
-def load_image(ref: str, base_dir: Path) -> tuple[bytes, str]:
+class LocalPaths:
+    """Canonical ``file://`` URIs of local image paths (symlinks resolved, as ``Path.resolve`` does), with each
+    folder resolved once: an import of many images in few folders then makes one ``lstat`` per image, not one
+    per path component. Keep one per import (a folder's resolution is not re-checked)."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, str] = {}
+
+    def uri(self, path: Path) -> str:
+        absolute = os.path.abspath(path)
+        if ".." in Path(path).parts or os.path.islink(absolute):
+            return Path(path).resolve().as_uri()
+        folder, name = os.path.split(absolute)
+        real = self._folders.get(folder)
+        if real is None:
+            real = self._folders[folder] = os.path.realpath(folder)
+        return Path(real, name).as_uri()
+
+
+def load_image(ref: str, base_dir: Path, paths: LocalPaths | None = None) -> tuple[bytes, str]:
     """The bytes of the image that ``ref`` names, and its canonical URI.
 
     ``ref`` is a path (relative ones are relative to ``base_dir``, the input file's folder), a ``file://``
@@ -171,12 +192,21 @@ def load_image(ref: str, base_dir: Path) -> tuple[bytes, str]:
         data = target.read_bytes()
     except OSError as exc:
         raise ImageError(f"cannot read image file {ref}: {exc.strerror or exc}") from exc
-    return data, target.resolve().as_uri()
+    return data, (paths.uri(target) if paths is not None else target.resolve().as_uri())
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Content-addressed blob store
 # ---------------------------------------------------------------------------------------------------------
+
+
+def _syncfs(fd: int) -> bool:
+    """``syncfs(2)`` on Linux (flushes one file system, not all of them); False where it is not available."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.syncfs(fd) == 0)
+    except (OSError, AttributeError):
+        return False
 
 
 class BlobStore:
@@ -188,6 +218,9 @@ class BlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # writers of the same bytes from several threads: one checks and writes, the others find the blob there
+        self._locks = tuple(threading.Lock() for _ in range(64))
+        self._folders: set[str] = set()  # hash folders known to exist
 
     def path(self, sha: str) -> Path:
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
@@ -204,25 +237,48 @@ class BlobStore:
         """Store image bytes (checked with :func:`inspect_image`); return their sha256 hex digest."""
         return self.put_image(data).sha256
 
-    def put_image(self, data: bytes) -> StoredImage:
+    def put_image(self, data: bytes, *, durable: bool = True) -> StoredImage:
+        """Check and store image bytes. ``durable=False`` leaves flushing to disk to the caller, who must call
+        :meth:`sync` before anything refers to the blob (a streamed import syncs once per batch, not per image)."""
         info = inspect_image(data)
         sha = hashlib.sha256(data).hexdigest()
-        return StoredImage(sha256=sha, info=info, written=self._write(sha, data))
+        return StoredImage(sha256=sha, info=info, written=self._write(sha, data, durable=durable))
 
-    def _write(self, sha: str, data: bytes) -> bool:
+    def sync(self) -> None:
+        """Flush every blob written with ``durable=False`` to disk (one ``syncfs`` of the store's file system
+        where the platform has it, else ``sync``)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            if not _syncfs(fd):
+                os.sync()
+        finally:
+            os.close(fd)
+
+    def _write(self, sha: str, data: bytes, *, durable: bool = True) -> bool:
+        with self._locks[int(sha[:2], 16) % len(self._locks)]:
+            return self._write_unlocked(sha, data, durable=durable)
+
+    def _write_unlocked(self, sha: str, data: bytes, *, durable: bool) -> bool:
         target = self.path(sha)
         try:
             if target.stat().st_size == len(data):
                 return False
         except FileNotFoundError:
             pass
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{sha[:12]}.", suffix=".tmp", dir=target.parent)
+        folder = str(target.parent)
+        if folder not in self._folders:  # one mkdir per folder and process, not one per blob
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        # the lock striped by hash makes this name unique to the writer; no mkstemp round of random names
+        tmp = os.path.join(folder, f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+                if durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)
         except BaseException:

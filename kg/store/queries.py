@@ -137,6 +137,13 @@ ON CREATE SET e += r.props, e.created_at = $now
 RETURN count(*) AS n
 """
 EXISTING_EVIDENCE: Final[LiteralString] = "MATCH (e:Evidence) WHERE e.id IN $ids RETURN e.id AS id"
+# The evidence already stored for a batch of image URIs: a streamed import skips the rows found here without
+# reading their images again (the lookup uses the evidence_image_uri index of migration V0003).
+EVIDENCE_BY_IMAGE_URI: Final[LiteralString] = """
+UNWIND $uris AS uri
+MATCH (e:Evidence {image_uri: uri})
+RETURN collect([e.image_uri, e.caption, e.source, e.id, e.license]) AS rows
+"""
 # Present ids among $ids, as one collected list (imports check them in chunks of ~1,000).
 EVIDENCE_IDS_PRESENT: Final[LiteralString] = """
 UNWIND $ids AS id
@@ -173,6 +180,21 @@ MATCH (p:Phenotype {id: r.phenotype})
 MERGE (e)-[s:RULES_OUT {start: r.start, end: r.end}]->(p)
 ON CREATE SET s.matched = r.matched, s.field = r.field, s.uncertain = r.uncertain
 """
+# Links of evidence nodes created in this import (they have none yet, so no MERGE is needed).
+CREATE_LINKS: Final[dict[str, LiteralString]] = {
+    "SHOWS": """
+UNWIND $rows AS r
+MATCH (e:Evidence {id: r.evidence})
+MATCH (p:Phenotype {id: r.phenotype})
+CREATE (e)-[:SHOWS {start: r.start, end: r.end, matched: r.matched, field: r.field, uncertain: r.uncertain}]->(p)
+""",
+    "RULES_OUT": """
+UNWIND $rows AS r
+MATCH (e:Evidence {id: r.evidence})
+MATCH (p:Phenotype {id: r.phenotype})
+CREATE (e)-[:RULES_OUT {start: r.start, end: r.end, matched: r.matched, field: r.field, uncertain: r.uncertain}]->(p)
+""",
+}
 # The stored image of one evidence node (GET /evidence/{id}/image).
 EVIDENCE_IMAGE: Final[LiteralString] = """
 MATCH (e:Evidence {id: $id})

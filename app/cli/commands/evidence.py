@@ -26,18 +26,16 @@ def evidence_import(
     file: Annotated[Path, typer.Argument(help="CSV / TSV / JSONL with image, caption, source, license.")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Import image–caption evidence: images stored once by sha256, captions linked to phenotypes."""
+    """Import image–caption evidence: images stored once by sha256, captions linked to phenotypes.
+
+    Streamed in batches (any file size); a rerun after an interruption skips what is stored and goes on."""
     from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph
 
     config = settings()
     with graph_connection() as graph:
         report = import_evidence(graph, file, linker_from_graph(graph), BlobStore(config.blob_dir),
                                  progress=not quiet)
-    for error in report.errors:
-        typer.echo(f"phenokg: skipped {error}", err=True)
-    summary = {k: v for k, v in vars(report).items() if k != "errors"}
-    summary["errors"] = len(report.errors)
-    typer.echo(json.dumps(summary))
+    _print_stream_report(report)
 
 
 SPLIT_HELP = "Split stored on every row (e.g. train, val); default: the file's 'split' column, if any."
