@@ -36,6 +36,7 @@ M: Final = 16  # graph degree: hnswlib's default; recall@10 and memory measured 
 EF_CONSTRUCTION: Final = 200
 EF_SEARCH: Final = 128  # candidates per query; at least 2 k
 
+_GRAPH_MAX_K: Final = 1000  # larger k is answered by exact search (the graph's candidate lists would be as long)
 _VECTORS, _HASHES, _GRAPH, _META = "vectors.npy", "hashes.txt", "hnsw.bin", "index.json"
 
 
@@ -155,10 +156,13 @@ class EvidenceVectorIndex:
         if n <= 0:
             return np.zeros((q.shape[0], 0), np.int64), np.zeros((q.shape[0], 0), np.float32)
         use_graph = self._ann is not None if exact is None else not exact
-        if use_graph and self._ann is not None:
+        if use_graph and self._ann is not None and n <= _GRAPH_MAX_K:
             self._ann.set_ef(max(self.ef_search, 2 * n))
-            labels, distances = self._ann.knn_query(q, k=n, num_threads=1)
-            return labels.astype(np.int64), (1.0 - distances).astype(np.float32)
+            try:
+                labels, distances = self._ann.knn_query(q, k=n, num_threads=1)
+                return labels.astype(np.int64), (1.0 - distances).astype(np.float32)
+            except RuntimeError:  # hnswlib found fewer than n (tiny or disconnected graph): search exactly
+                pass
         sims = q @ self._vectors[: self._count].T
         if n < self._count:
             part = np.argpartition(-sims, n - 1, axis=1)[:, :n]

@@ -157,27 +157,46 @@ class GroundingParams:
         return cls(**known)
 
 
-def transfer_features(query: Tensor, evidence: Tensor, labels: Tensor, *, k: int, tau: float, alpha: float,
-                      prior: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+Neighbours = tuple[Tensor, Tensor]
+"""``(indices [B, k] into the evidence rows, similarities [B, k])``, best first: the nearest evidence of each query,
+found by whoever holds the evidence (exactly, or by an approximate index at scale)."""
+
+
+def nearest(query: Tensor, evidence: Tensor, k: int) -> Neighbours:
+    """Exact nearest evidence rows of unit ``query`` embeddings (``evidence`` ``[E, D]``, unit rows)."""
+    n = min(int(k), evidence.shape[0])
+    if n == 0:
+        empty = torch.zeros((query.shape[0], 0), dtype=torch.long, device=query.device)
+        return empty, empty.float()
+    top = (query @ evidence.T).topk(n, dim=1)
+    return top.indices, top.values
+
+
+def transfer_features(query: Tensor, evidence: Tensor | None, labels: Tensor, *, k: int, tau: float, alpha: float,
+                      prior: Tensor, neighbours: Neighbours | None = None
+                      ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Label transfer for unit ``query`` embeddings ``[B, D]`` from ``evidence`` ``[E, D]`` with ``labels``
     ``[E, V]`` (1 / −1 / 0). Returns ``(share, rule_out_share, neighbour indices [B, k], their similarities,
     labelled weight [B, V], showing weight [B, V])``; shares are smoothed towards ``prior`` ``[V]``, the weights
-    (softmax over the neighbours, summing to 1) are not."""
-    n = min(int(k), evidence.shape[0])
+    (softmax over the neighbours, summing to 1) are not. ``neighbours``: the ``k`` nearest rows found by the
+    caller (``evidence`` is then not needed)."""
+    if neighbours is None:
+        if evidence is None:
+            raise ValueError("transfer_features needs the evidence embeddings or the neighbours")
+        neighbours = nearest(query, evidence, k)
+    indices, values = neighbours[0][:, : int(k)], neighbours[1][:, : int(k)]
     b, v = query.shape[0], labels.shape[1]
-    if n == 0:
+    if indices.shape[1] == 0:
         empty = torch.zeros((b, 0), dtype=torch.long, device=query.device)
         zero = torch.zeros((b, v), device=query.device)
         return prior.expand(b, v).clone(), 1.0 - prior.expand(b, v), empty, empty.float(), zero, zero
-    sims = query @ evidence.T
-    top = sims.topk(n, dim=1)
-    weights = torch.softmax(top.values / tau, dim=1)  # [B, k]
-    lab = labels[top.indices].float()  # [B, k, V]
+    weights = torch.softmax(values / tau, dim=1)  # [B, k]
+    lab = labels[indices].float()  # [B, k, V]
     pos = torch.einsum("bk,bkv->bv", weights, (lab > 0).float())
     neg = torch.einsum("bk,bkv->bv", weights, (lab < 0).float())
     share = (pos + alpha * prior) / (pos + neg + alpha)
     rule_out = (neg + alpha * (1.0 - prior)) / (pos + neg + alpha)
-    return share, rule_out, top.indices, top.values, pos + neg, pos
+    return share, rule_out, indices, values, pos + neg, pos
 
 
 def _logit(p: Tensor) -> Tensor:
@@ -236,20 +255,24 @@ class Grounding:
         """``[B, V]``: similarity to each phenotype's prompt minus similarity to its absence prompt."""
         return query @ self.text_embeddings.T - query @ self.absence_embeddings.T
 
-    def features(self, query: Tensor, evidence: Tensor, labels: Tensor, *, k: int | None = None,
-                 tau: float | None = None
+    def features(self, query: Tensor, evidence: Tensor | None, labels: Tensor, *, k: int | None = None,
+                 tau: float | None = None, neighbours: Neighbours | None = None
                  ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]]:
         """``(logit share, z text, transfer outputs)`` for unit ``query`` embeddings."""
         p = self.params
         transfer = transfer_features(query, evidence, labels, k=k or p.k, tau=tau or p.tau, alpha=p.alpha,
-                                     prior=self.prior)
+                                     prior=self.prior, neighbours=neighbours)
         z = (self.contrast(query) - self.text_mean) / self.text_std
         return _logit(transfer[0]), z, transfer
 
-    def answer(self, query: Tensor, evidence: Tensor, labels: Tensor,
-               domain_similarity: Tensor | None = None) -> list[ImageGrounding]:
+    def answer(self, query: Tensor, evidence: Tensor | None, labels: Tensor,
+               domain_similarity: Tensor | None = None, *, neighbours: Neighbours | None = None
+               ) -> list[ImageGrounding]:
+        """The grounded answer per query (``neighbours``: the caller's ``k`` nearest evidence rows, else exact
+        search over ``evidence``)."""
         p = self.params
-        share_logit, z, (share, rule_out, idx, vals, labelled, shown) = self.features(query, evidence, labels)
+        share_logit, z, (share, rule_out, idx, vals, labelled, shown) = self.features(
+            query, evidence, labels, neighbours=neighbours)
         prob = torch.sigmoid(p.coef_share * share_logit + p.coef_text * z + p.intercept)
         sim = query @ self.text_embeddings.T
         out = []

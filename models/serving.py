@@ -2,9 +2,11 @@
 
 :class:`ClipIndex` holds a loaded :class:`models.encoders.CLIPModel` on its device, the model's grounding
 (:mod:`models.grounding`: vocabulary, prompt embeddings, fitted constants) and the evidence images it
-transfers labels from (unit embeddings plus the ``[evidence, vocabulary]`` label matrix). The training job
-stores the vocabulary's prompt embeddings and its own evidence's image embeddings with the model, so loading
-embeds only evidence imported since. :meth:`ClipIndex.search` embeds a batch of query images and returns, per
+transfers labels from (an :class:`~models.evidence_set.EvidenceSet` over the model's vector index, plus the
+``[evidence, vocabulary]`` label matrix). The training job stores the vocabulary's prompt embeddings and its own
+evidence's image embeddings with the model, and the vector index is saved beside it, so loading embeds only
+evidence imported since; past :data:`~models.evidence_index.ANN_THRESHOLD` images the nearest evidence is found
+through an HNSW graph instead of exact search. :meth:`ClipIndex.search` embeds a batch of query images and returns, per
 image, the grounded answer and the nearest evidence images. Nothing here knows about HTTP or the graph: callers
 pass plain ids, texts, label lists and image files.
 
@@ -18,7 +20,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, cast
 
 import numpy as np
 import torch
@@ -27,9 +29,12 @@ from torch import Tensor
 from models.clip_files import DEFAULT_IMAGE_SIZE, load_clip_model, model_image_size, run_dir_of
 from models.domain import DomainEncoder
 from models.encoders import CLIPModel
+from models.evidence_set import INDEX_DIR, EvidenceSet, embed_missing, image_key, open_vector_index, save_quietly
 from models.grounding import Grounding, GroundingParams, ImageGrounding, Vocabulary, label_matrix
 from models.images import resize_images, to_image_tensor
 from models.prompts import absence_prompt, phenotype_prompt
+
+_TEXT_STATISTICS_SAMPLE: Final = 20_000  # evidence rows an ungrounded model's text statistics are taken over
 
 __all__ = [
     "DEFAULT_IMAGE_SIZE",
@@ -99,20 +104,22 @@ class ClipIndex:
     (the micro-batcher's worker)."""
 
     def __init__(self, model: CLIPModel, grounding: Grounding, *, device: str, image_size: int,
-                 evidence_ids: Sequence[str], evidence_embeddings: Tensor, evidence_labels: np.ndarray,
-                 info: dict[str, Any] | None = None) -> None:
+                 evidence: EvidenceSet, evidence_labels: np.ndarray, info: dict[str, Any] | None = None) -> None:
         self.model = model.eval()
         self.device = device
         self.image_size = int(image_size)
         self.grounding = grounding.to(device)
-        self.evidence_ids = list(evidence_ids)
-        self.evidence_embeddings = evidence_embeddings.to(device)
+        self.evidence = evidence
         self.evidence_labels = torch.from_numpy(evidence_labels).to(device)
         self.info = dict(info or {})
         self.channels = int(model.image_encoder.mean.shape[1])
         reference = self.grounding.domain_reference
         self.domain = DomainEncoder(self.image_size, device) if reference is not None else None
         self.domain_reference = reference.float() if reference is not None else None  # stored as half floats
+
+    @property
+    def evidence_ids(self) -> list[str]:
+        return self.evidence.ids
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -129,7 +136,11 @@ class ClipIndex:
              info: dict[str, Any] | None = None) -> ClipIndex:
         """Load the model at ``path`` onto ``device`` (default :func:`serving_device`) with its grounding and
         ``evidence`` (files that cannot be read are skipped). ``ancestors_of(t)``: t's proper ancestors, to
-        close the evidence's links over the hierarchy; ``names(t)``: a term's name (ungrounded models only)."""
+        close the evidence's links over the hierarchy; ``names(t)``: a term's name (ungrounded models only).
+
+        The evidence images' embeddings live in the model's :class:`~models.evidence_index.EvidenceVectorIndex`
+        (``evidence_index/`` in its run directory): only images it lacks are embedded, the HNSW graph is built
+        once the set reaches its threshold, and the index is saved back for the next load."""
         dev = device or serving_device()
         model = load_clip_model(path, dev)
         run_dir = run_dir_of(path)
@@ -138,46 +149,41 @@ class ClipIndex:
             grounding, stored = Grounding.load(run_dir)
         else:
             grounding = _ungrounded(model, evidence, ancestors_of, names, study, dev)
-        index = cls(model, grounding, device=dev, image_size=model_image_size(path), evidence_ids=[],
-                    evidence_embeddings=torch.zeros((0, model.embed_dim)), evidence_labels=np.zeros((0, 0), np.int8),
-                    info=info)
-        ids, emb, kept = index._evidence_embeddings(evidence, stored)
+        folder = run_dir / INDEX_DIR
+        vectors = open_vector_index(folder, model.embed_dim)
+        changed = vectors.add(list(stored), torch.stack(list(stored.values())).numpy()) if stored else 0
+        size = model_image_size(path)
+        index = cls(model, grounding, device=dev, image_size=size, evidence=EvidenceSet([], [], vectors),
+                    evidence_labels=np.zeros((0, 0), np.int8), info=info)
+        keys = [image_key(e.sha256, e.id) for e in evidence]
+        embedded, unreadable = embed_missing(
+            vectors, keys, lambda i: index._read_image(evidence[i].path),
+            lambda images: index.embed_images(torch.stack(cast("list[Tensor]", images))).cpu().numpy())
+        built = vectors.ensure_ann()
+        if changed or embedded or built:
+            save_quietly(vectors, folder)
+        kept = [e for i, e in enumerate(evidence) if i not in unreadable]
+        rows = [vectors.row_of(image_key(e.sha256, e.id)) for e in kept]  # every kept image is in the index
         labels = label_matrix(grounding.vocabulary, [e.shows for e in kept], [e.rules_out for e in kept],
                               ancestors_of, [(e.finding_typical, e.finding_excluded) for e in kept])
-        index.evidence_ids, index.evidence_embeddings = ids, emb.to(dev)
+        index.evidence = EvidenceSet([e.id for e in kept], [int(cast("int", r)) for r in rows], vectors)
         index.evidence_labels = torch.from_numpy(labels).to(dev)
-        index.info.setdefault("evidence_embedded_at_load", len(ids) - sum(1 for e in kept if e.sha256 in stored))
+        index.info.setdefault("evidence_embedded_at_load", embedded)
+        index.info.setdefault("evidence_search", "hnsw" if vectors.has_ann else "exact")
         if not index.calibrated:  # text statistics over the evidence, as fitting would take them over training
-            _fill_text_statistics(index.grounding, index.evidence_embeddings, index.evidence_labels)
+            sample = np.arange(min(len(kept), _TEXT_STATISTICS_SAMPLE))
+            _fill_text_statistics(index.grounding, torch.from_numpy(index.evidence.embeddings(sample)).to(dev),
+                                  index.evidence_labels[: len(sample)])
         return index
 
-    def _evidence_embeddings(self, evidence: Sequence[EvidenceInput], stored: dict[str, Tensor]
-                             ) -> tuple[list[str], Tensor, list[EvidenceInput]]:
+    def _read_image(self, path: str) -> Tensor | None:
         from PIL import Image, UnidentifiedImageError
 
-        ids: list[str] = []
-        kept: list[EvidenceInput] = []
-        rows: list[Tensor | None] = []
-        pending: list[tuple[int, Tensor]] = []
-        for item in evidence:
-            vector = stored.get(item.sha256) if item.sha256 else None
-            if vector is None:
-                try:
-                    with Image.open(item.path) as img:
-                        pending.append((len(rows), self.prepare(to_image_tensor(img, self.image_size))))
-                except (OSError, UnidentifiedImageError, ValueError):
-                    continue
-            ids.append(item.id)
-            kept.append(item)
-            rows.append(vector)
-        for start in range(0, len(pending), 64):
-            chunk = pending[start:start + 64]
-            emb = self.embed_images(torch.stack([t for _, t in chunk])).cpu()
-            for (row, _), vector in zip(chunk, emb, strict=True):
-                rows[row] = vector
-        dim = self.model.embed_dim
-        matrix = torch.stack([r for r in rows if r is not None]) if rows else torch.zeros((0, dim))
-        return ids, matrix, kept
+        try:
+            with Image.open(path) as img:
+                return self.prepare(to_image_tensor(img, self.image_size))
+        except (OSError, UnidentifiedImageError, ValueError):
+            return None
 
     # ------------------------------------------------------------------------------------------- queries
     def prepare(self, image: Tensor) -> Tensor:
@@ -209,15 +215,12 @@ class ClipIndex:
         domain = None
         if self.domain is not None and self.domain_reference is not None:
             domain = DomainEncoder.nearest(self.domain.features(batch), self.domain_reference)
-        answers = self.grounding.answer(emb, self.evidence_embeddings, self.evidence_labels, domain)
-        n = min(int(evidence), len(self.evidence_ids))
-        nearest: list[list[Hit]] = [[] for _ in images]
-        if n > 0:
-            top = (emb @ self.evidence_embeddings.T).topk(n, dim=1)
-            for row, (values, idx) in enumerate(zip(top.values.cpu().tolist(), top.indices.cpu().tolist(),
-                                                    strict=True)):
-                nearest[row] = [Hit(self.evidence_ids[j], round(float(v), 6)) for v, j in zip(values, idx,
-                                                                                               strict=True)]
+        n = min(int(evidence), len(self.evidence))
+        positions, sims = self.evidence.nearest(emb.cpu().numpy(), max(n, self.grounding.params.k))
+        neighbours = (torch.from_numpy(positions).to(self.device), torch.from_numpy(sims).to(self.device))
+        answers = self.grounding.answer(emb, None, self.evidence_labels, domain, neighbours=neighbours)
+        nearest = [[Hit(self.evidence.ids[j], round(float(v), 6)) for j, v in zip(p[:n], s[:n], strict=True)]
+                   for p, s in zip(positions.tolist(), sims.tolist(), strict=True)]
         return [ImageResult(a, e, emb[i]) for i, (a, e) in enumerate(zip(answers, nearest, strict=True))]
 
     def labels_of(self, evidence_index: int) -> np.ndarray:

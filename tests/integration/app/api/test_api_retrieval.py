@@ -37,6 +37,7 @@ from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph
 from kg.repo.registry import ModelVersion, activate_model, register_model
 from kg.repo.training_views import evidence_items
 from kg.store.graph import Graph
+from models.clip_files import run_dir_of
 from models.train.clip_run import ClipData, run_clip_training
 from models.train.clip_train import ClipTrainConfig
 from tests.helpers import FIXTURES, assert_problem, clear_graph
@@ -197,6 +198,11 @@ def test_retrieval_answer_evidence_images_and_model_swap(client: TestClient, gra
     assert top["rules_out"] == [CARDIOMEGALY] and top["finding"] == LUNG
     assert body["nearest_similarity"] == pytest.approx(1.0, abs=1e-3)
     assert body["domain_threshold"] is not None and body["in_domain"] and body["warning"] is None
+    # the evidence images' embeddings are saved beside the model (14 images: exact search, no HNSW graph)
+    path = graph.read("MATCH (m:ModelVersion {id: $id}) RETURN m.path AS path", id=world["a"])[0]["path"]
+    saved = run_dir_of(path) / "evidence_index"
+    assert (saved / "index.json").is_file() and (saved / "vectors.npy").is_file()
+    assert not (saved / "hnsw.bin").exists()
     # every phenotype names the evidence behind it, consistent with the graph: an image's links, and where they
     # are silent its finding's typical / excluded sets (mini HPOA: A shows pneumonia and effusion, by its alternative
     # id, and excludes cardiomegaly; B shows cardiomegaly and excludes pneumothorax and effusion)
