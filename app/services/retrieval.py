@@ -43,7 +43,7 @@ from kg.analysis.snapshot import GraphSnapshot
 from kg.ids import PHENOTYPIC_ABNORMALITY
 from kg.repo.registry import active_model, list_models
 from kg.repo.snapshots import SnapshotCache
-from kg.repo.training_views import evidence_items
+from kg.repo.training_views import count_evidence, evidence_items
 from kg.store.graph import Graph
 
 __all__ = ["NO_MODEL", "EvidenceInfo", "RetrievalService", "ServedModel"]
@@ -74,6 +74,7 @@ class _State:
     index: Any  # models.serving.ClipIndex (torch is imported lazily)
     stamp: str | None
     evidence: dict[str, EvidenceInfo]
+    evidence_count: int  # Evidence nodes in the graph when loaded: an import since reloads (new images only)
     whole: _WholeOntology = field(default_factory=lambda: _WholeOntology())
 
 
@@ -145,6 +146,7 @@ class RetrievalService:
 
         snapshot = self.cache.get()
         view = snapshot.view
+        count = count_evidence(self.graph)
         items = evidence_items(self.graph, blob_root=self.settings.blob_dir)
         inputs = [EvidenceInput(e["id"], str(e["sha256"] or ""), str(e["blob_path"]), tuple(e["shows"]),
                                 tuple(e["rules_out"]), *_finding_sets(snapshot, e))
@@ -157,7 +159,7 @@ class RetrievalService:
                  index.info.get("evidence_embedded_at_load"), time.perf_counter() - started)
         evidence = {e["id"]: EvidenceInfo(str(e["caption"] or ""), list(e["shows"]), list(e["rules_out"]),
                                           str((e.get("extra") or {}).get("finding") or "") or None) for e in items}
-        return _State(model, index, snapshot.stamp, evidence)
+        return _State(model, index, snapshot.stamp, evidence, count)
 
     def refresh(self) -> None:
         """Re-read which model should serve and load it beside the current one, then swap; a failed load
@@ -205,7 +207,8 @@ class RetrievalService:
 
     def _stale(self, state: _State) -> bool:
         try:
-            return self._wanted() != state.model or self.cache.get().stamp != state.stamp
+            return (self._wanted() != state.model or self.cache.get().stamp != state.stamp
+                    or count_evidence(self.graph) != state.evidence_count)
         except Exception:  # the graph is unreachable for a moment: keep serving what is loaded
             log.warning("retrieval: could not check for a newly activated model", exc_info=True)
             return False

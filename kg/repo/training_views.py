@@ -237,6 +237,11 @@ def evidence_items(graph: Graph, *, blob_root: Path | None = None, source: str |
     return out
 
 
+def count_evidence(graph: Graph) -> int:
+    """How many ``Evidence`` nodes the graph holds (a served model reloads its evidence when this changes)."""
+    return int(graph.read(Q.COUNT_NODES["evidence"])[0]["n"])
+
+
 def phenotype_names(graph: Graph, ids: Iterable[str]) -> dict[str, str]:
     """Names of the given phenotype ids (ids the graph lacks are left out)."""
     wanted = sorted(set(ids))

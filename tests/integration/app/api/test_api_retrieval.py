@@ -326,3 +326,35 @@ def test_clip_model_setting_serves_when_none_is_active(graph: Graph, graph_setti
     assert body["evidence"][0]["id"] == world["evidence"][3]
     # without grounding files the vocabulary is what the graph's evidence links
     assert {p["id"] for p in body["phenotypes"]} == {PNEUMONIA, CARDIOMEGALY, PNEUMOTHORAX}
+
+
+def test_evidence_imported_while_a_model_serves_is_embedded_and_searched(client: TestClient, graph: Graph,
+                                                                        world: dict[str, Any],
+                                                                        tmp_path: Path) -> None:
+    """An import changes the evidence count: the service reloads, embedding only the new image (the others are
+    in the model's saved vector index), and the new image answers queries."""
+    activate_model(graph, world["a"])
+    service = _service(client)
+    service.refresh()
+    state = service.current()
+    assert not service._stale(state)
+    (tmp_path / "new.png").write_bytes(_image(40, LUNG))
+    (tmp_path / "new.jsonl").write_text(json.dumps({
+        "image": "new.png", "caption": "Chest radiograph shows pneumonia.", "source": "retrieval-test-late",
+        "license": "CC0"}) + "\n", encoding="utf-8")
+    report = import_evidence(graph, tmp_path / "new.jsonl", linker_from_graph(graph), BlobStore(world["home"] /
+                                                                                                "blobs"),
+                             progress=False)
+    try:
+        assert report.created == 1 and service._stale(state)
+        service.refresh()
+        fresh = service.current()
+        assert len(fresh.index.evidence_ids) == len(state.index.evidence_ids) + 1
+        assert fresh.index.info["evidence_embedded_at_load"] == 1
+        answer = post(client, _image(40, LUNG), k=4, evidence=1)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["evidence"][0]["caption"] == "Chest radiograph shows pneumonia."
+        assert answer.json()["evidence"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    finally:
+        graph.write("MATCH (e:Evidence {source: $source}) DETACH DELETE e", source="retrieval-test-late")
+        service.refresh()
