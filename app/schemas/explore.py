@@ -55,9 +55,34 @@ class EvidenceItem(BaseModel):
     image_url: str = Field(examples=["/evidence/ev-1/image"])
 
 
+class SourceCount(BaseModel):
+    source: str = Field(examples=["pneumoniamnist"])
+    count: int
+
+
+class EvidenceFacets(BaseModel):
+    """What a filter panel shows: each count applies the other filter, not its own."""
+
+    relations: dict[Relation, int] = Field(description="Items per relation under the `source` filter",
+                                           examples=[{"shows": 56089, "rules_out": 23911}])
+    sources: list[SourceCount] = Field(description="Items per evidence source under the `relation` filter, "
+                                                   "most first")
+
+
 class EvidencePage(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [{
+        "term": {"id": "HP:0002090", "name": "Pneumonia", "depth": 3}, "total": 2, "offset": 0, "limit": 1,
+        "items": [{"id": "ev-1", "caption": "Right lower lobe pneumonia.", "relation": "shows",
+                   "matched": "pneumonia", "source": "pneumoniamnist", "license": "CC BY 4.0",
+                   "image_url": "/evidence/ev-1/image"}],
+        "next": "shows:ev-1",
+        "facets": {"relations": {"shows": 2, "rules_out": 0}, "sources": [{"source": "pneumoniamnist", "count": 2}]},
+    }]}}
+
     term: TermRef
-    total: int
-    offset: int
+    total: int = Field(description="Items that pass the filters")
+    offset: int = Field(description="Position of the first item among them (also when paging by `after`)")
     limit: int
     items: list[EvidenceItem]
+    next: str | None = Field(default=None, description="Pass as `after` for the following page; absent on the last")
+    facets: EvidenceFacets

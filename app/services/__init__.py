@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.schemas.terms import DiseaseRelation, PhenotypeDisease
 from app.services.memory import release_freed_memory
@@ -16,6 +16,7 @@ from kg.analysis.ranking import RankingIndex
 from kg.analysis.semsim import SemSimIndex
 from kg.analysis.snapshot import GraphSnapshot
 from kg.repo.diseases import NameIndex, PhenotypeDiseases
+from kg.repo.evidence_index import EvidenceIndex
 from kg.repo.snapshots import SnapshotCache
 from kg.text.annotate import LINKER_KEY, linker_from_snapshot
 from kg.text.linker import Linker
@@ -71,6 +72,13 @@ class Services:
 
     cache: SnapshotCache
     search: SearchService
+    _evidence: EvidenceIndex | None = field(default=None, init=False, repr=False)
+
+    def evidence(self) -> EvidenceIndex:
+        """Each phenotype's evidence list (order, filters, counts), kept per process and checked per request."""
+        if self._evidence is None:
+            self._evidence = EvidenceIndex(self.cache.graph)
+        return self._evidence
 
     def semsim(self) -> SemSimIndex:
         """Term similarity (Resnik / Lin / JC) over the current snapshot."""

@@ -26,7 +26,14 @@ from kg.repo import jobs as J
 from kg.store.graph import Graph
 from tests.e2e.explore_cases import MARFAN, SEIZURE, import_more_evidence, marfan_card, seizure_neighbourhood
 from tests.helpers import clear_graph, serve_in_thread
-from tests.integration.explore_data import CARDIOMEGALY, EFFUSION, PNEUMONIA, build_mini_with_evidence, png_bytes
+from tests.integration.explore_data import (
+    CARDIOMEGALY,
+    EFFUSION,
+    PNEUMONIA,
+    build_mini_with_evidence,
+    import_grey_images,
+    png_bytes,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -668,3 +675,46 @@ def test_evidence_panel_filters_by_relation_and_pages(page: Any, graph: Graph, g
     page.wait_for_function("document.querySelectorAll('#evidence figure.thumb').length === 1")
     assert panel.locator("figure.thumb").get_attribute("data-relation") == "shows"
     assert not panel.locator(".pager").is_visible()  # one page: no pager
+
+
+def test_evidence_panel_filters_by_source_and_pages_by_cursor(page: Any, graph: Graph, graph_settings: GraphSettings,
+                                                              tmp_path: Path) -> None:
+    """Cardiomegaly with 14 images of two sources: the source selector lists each with its count, choosing one
+    narrows the images and the relation counts, and Next follows the answer's cursor. Adds evidence images."""
+    import_grey_images(graph, graph_settings.home, tmp_path, ["Enlarged heart."] * 13, name="src",
+                       shade=lambda i: 140 + 2 * i, source="openi-demo")
+    asked: list[str] = []
+
+    def record(request: Any) -> None:
+        if "/evidence?" in request.url:
+            asked.append(request.url)
+
+    page.on("request", record)
+    try:
+        page.goto(f"/explore#/term/{CARDIOMEGALY}")
+        panel = page.locator("#evidence")
+        in_range = "document.querySelector('#evidence [data-range]')?.textContent === '{}'"
+        page.wait_for_function(in_range.format("1–12 of 14"))
+        select = panel.locator("select[data-filter='source']")
+        assert select.locator("option").all_inner_texts() == [
+            "All sources (14)", "openi-demo (13)", "explorer-test (1)"]
+        panel.locator("[data-page='next']").click()
+        page.wait_for_function(in_range.format("13–14 of 14"))
+        assert "after=shows%3A" in asked[-1]  # the cursor of the page before, not an offset
+        assert panel.locator("figure.thumb").count() == 2 and panel.locator("[data-page='next']").is_disabled()
+        panel.locator("[data-page='prev']").click()
+        page.wait_for_function(in_range.format("1–12 of 14"))
+        select.select_option("explorer-test")
+        page.wait_for_function("document.querySelectorAll('#evidence figure.thumb').length === 1")
+        assert panel.locator("figure.thumb").get_attribute("data-source") == "explorer-test"
+        assert panel.locator("button[data-relation='all']").inner_text() == "All (1)"
+        assert panel.locator("button[data-relation='rules_out']").is_disabled()
+        assert not panel.locator(".pager").is_visible()
+        assert "source=explorer-test" in asked[-1]
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(ARTIFACTS / "explore-evidence-source.png"), full_page=True)
+        select.select_option("")
+        page.wait_for_function(in_range.format("1–12 of 14"))
+        assert panel.locator("figure.thumb").count() == 12
+    finally:
+        page.remove_listener("request", record)

@@ -41,14 +41,14 @@ def build_mini_with_evidence(graph: Graph, home: Path, work: Path) -> None:
 
 
 def import_grey_images(graph: Graph, home: Path, work: Path, captions: list[str], *, name: str,
-                       shade: Callable[[int], int]) -> None:
-    """One grey chest-like image per caption (``shade(i)`` each, so distinct images) imported as evidence into
-    the graph and ``home``'s blob store."""
+                       shade: Callable[[int], int], source: str = "explorer-test") -> None:
+    """One grey chest-like image per caption (``shade(i)`` each, so distinct images) imported as evidence of
+    ``source`` into the graph and ``home``'s blob store."""
     work.mkdir(parents=True, exist_ok=True)
     lines = ["image,caption,source,license"]
     for i, caption in enumerate(captions):
         (work / f"{name}{i}.png").write_bytes(png_bytes(shade(i)))
-        lines.append(f'{name}{i}.png,"{caption}",explorer-test,CC0')
+        lines.append(f'{name}{i}.png,"{caption}",{source},CC0')
     csv = work / f"{name}.csv"
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     report = import_evidence(graph, csv, linker_from_graph(graph), BlobStore(home / "blobs"), progress=False)

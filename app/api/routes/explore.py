@@ -16,10 +16,20 @@ from fastapi.staticfiles import StaticFiles
 
 from app.api.deps import GraphDep, ServicesDep, SnapshotDep
 from app.api.term_refs import TERM_ERRORS, TermIdPath, resolve_or_raise, term_ref
-from app.schemas.explore import EdgeType, EvidenceItem, EvidencePage, GraphEdge, GraphNode, Neighbourhood
+from app.core.errors import ProblemError
+from app.schemas.explore import (
+    EdgeType,
+    EvidenceFacets,
+    EvidenceItem,
+    EvidencePage,
+    GraphEdge,
+    GraphNode,
+    Neighbourhood,
+    SourceCount,
+)
 from kg.errors import NotFoundError
-from kg.repo.evidence import Relation, evidence_of_phenotype
-from kg.store.graph import Graph
+from kg.repo import evidence as evidence_repo
+from kg.repo.evidence import Relation
 
 router = APIRouter(tags=["explore"])
 
@@ -38,12 +48,10 @@ class _Collector:
             self.edges.append(edge)
 
 
-def _evidence_rows(graph: Graph, term_id: str, skip: int, limit: int,
-                   relation: Relation | None = None) -> tuple[int, list[EvidenceItem]]:
-    total, links = evidence_of_phenotype(graph, term_id, skip=skip, limit=limit, relation=relation)
-    return total, [EvidenceItem(id=link.id, caption=link.caption, matched=link.matched, uncertain=link.uncertain,
-                                relation=link.relation, source=link.source, license=link.license,
-                                image_url=f"/evidence/{link.id}/image") for link in links]
+def _items(page: evidence_repo.EvidencePage) -> list[EvidenceItem]:
+    return [EvidenceItem(id=link.id, caption=link.caption, matched=link.matched, uncertain=link.uncertain,
+                         relation=link.relation, source=link.source, license=link.license,
+                         image_url=f"/evidence/{link.id}/image") for link in page.items]
 
 
 @router.get("/terms/{term_id}/neighbourhood", response_model=Neighbourhood, responses=TERM_ERRORS,
@@ -83,14 +91,14 @@ def neighbourhood(
     for d in excluded[:diseases]:
         out.add(GraphNode(id=d.id, label=d.name, kind="disease", role="excluded", source=d.source),
                 GraphEdge(source=d.id, target=current, type="EXCLUDES"))
-    n_evidence, items = _evidence_rows(graph, current, 0, evidence)
-    for e in items:
+    shown = evidence_repo.evidence_of_phenotype(graph, current, limit=evidence, index=services.evidence())
+    for e in _items(shown):
         relation: EdgeType = "SHOWS" if e.relation == "shows" else "RULES_OUT"
         out.add(GraphNode(id=e.id, label=_short(e.caption), kind="evidence", role=e.relation),
                 GraphEdge(source=e.id, target=current, type=relation))
     return Neighbourhood(term=center, nodes=list(out.nodes.values()), edges=out.edges,
                          totals={"parents": len(parents), "children": len(kids), "typical": len(typical),
-                                 "excluded": len(excluded), "evidence": n_evidence})
+                                 "excluded": len(excluded), "evidence": shown.total})
 
 
 def _short(text: str, limit: int = 40) -> str:
@@ -100,20 +108,37 @@ def _short(text: str, limit: int = 40) -> str:
 @router.get("/terms/{term_id}/evidence", response_model=EvidencePage, responses=TERM_ERRORS,
             response_model_exclude_none=True, summary="Evidence images whose captions show or rule out a term",
             description="Read from the graph (`SHOWS` / `RULES_OUT` edges written by `phenokg evidence import`), "
-                        "images that show the term first; "
+                        "one item per image and relation: images that show the term first, each relation by "
+                        "evidence id. Filter by `relation` and `source`; page by `offset`, or by `after` (the "
+                        "`next` of the previous page: stays in place when evidence is added meanwhile). "
+                        "`facets` counts the items per relation and per source for a filter panel. "
                         "`image_url` serves the image (`?size=128` for a thumbnail).")
 def term_evidence(
-    term_id: TermIdPath, snapshot: SnapshotDep, graph: GraphDep,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    term_id: TermIdPath, snapshot: SnapshotDep, graph: GraphDep, services: ServicesDep,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip (after `after` when given)")] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     relation: Annotated[Relation | None, Query(description="Only images that show the term (`shows`) or only "
                                                            "those that rule it out (`rules_out`)")] = None,
+    source: Annotated[str | None, Query(min_length=1, max_length=200, examples=["pneumoniamnist"],
+                                        description="Only images of this evidence source (exact name, as "
+                                                    "listed in `facets.sources`)")] = None,
+    after: Annotated[str | None, Query(min_length=3, max_length=400, pattern=r"^(shows|rules_out):.+$",
+                                       examples=["shows:ev-1"],
+                                       description="Cursor: the page starts after this item (`next` of the "
+                                                   "previous page)")] = None,
 ) -> EvidencePage:
     found = resolve_or_raise(snapshot, term_id)
     assert found.current is not None
-    total, items = _evidence_rows(graph, found.current, offset, limit, relation)
-    return EvidencePage(term=term_ref(snapshot, found.current), total=total, offset=offset, limit=limit,
-                        items=items)
+    cursor = evidence_repo.parse_cursor(after) if after is not None else None
+    if after is not None and cursor is None:  # the pattern admits only well-formed cursors; kept as a guard
+        raise ProblemError(422, "Unprocessable Content", f"after: not a cursor: {after!r}")
+    page = evidence_repo.evidence_of_phenotype(graph, found.current, skip=offset, limit=limit, relation=relation,
+                                               source=source, after=cursor, index=services.evidence())
+    return EvidencePage(term=term_ref(snapshot, found.current), total=page.total, offset=page.offset, limit=limit,
+                        items=_items(page), next=page.next,
+                        facets=EvidenceFacets(relations=page.facets.relations,
+                                              sources=[SourceCount(source=s, count=n)
+                                                       for s, n in page.facets.sources]))
 
 
 # ---------------------------------------------------------------------------------------------- pages
