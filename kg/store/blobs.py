@@ -260,26 +260,30 @@ class BlobStore:
             return self._write_unlocked(sha, data, durable=durable)
 
     def _write_unlocked(self, sha: str, data: bytes, *, durable: bool) -> bool:
-        target = self.path(sha)
+        folder = os.path.join(self.root, sha[:2], sha[2:4])
+        target = os.path.join(folder, sha)
         try:
-            if target.stat().st_size == len(data):
+            if os.stat(target).st_size == len(data):
                 return False
         except FileNotFoundError:
             pass
-        folder = str(target.parent)
         if folder not in self._folders:  # one mkdir per folder and process, not one per blob
             os.makedirs(folder, exist_ok=True)
             self._folders.add(folder)
         # the lock striped by hash makes this name unique to the writer; no mkstemp round of random names
         tmp = os.path.join(folder, f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
                 if durable:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
+                    os.fsync(fd)
+                if os.fstat(fd).st_mode & 0o777 != 0o644:  # a restrictive umask: blobs are world-readable data
+                    os.fchmod(fd, 0o644)
+            finally:
+                os.close(fd)
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(OSError):
