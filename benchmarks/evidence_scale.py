@@ -61,7 +61,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,7 @@ DEFAULT_BASE_HOME = Path("/tmp/bench-home")
 TARGETS = {"import_pairs_per_s": 1000.0, "import_peak_rss_mb": 2048.0, "retrieval_p50_ms": 50.0,
            "recall_at_10": 0.95, "query_p50_ms": 20.0}
 K = 10
+EMBED_SEGMENT = 50_000
 say = progress("evidence_scale")
 
 
@@ -188,11 +190,21 @@ def graph_counts(home: Path, *, duplicates: bool = False) -> dict[str, Any]:
     return out
 
 
-def top_phenotype(home: Path) -> dict[str, Any]:
+TOP_CANDIDATES = 5
+
+
+def top_phenotype(home: Path, data: Path) -> dict[str, Any]:
+    """The phenotype with the most linked evidence (both relations) among the generator's ``TOP_CANDIDATES``
+    heaviest ones: anchored counts, milliseconds each, where one aggregation over every link of a 520K graph
+    would scan about a million edges."""
+    candidates = [p.id for p in gen.load_phenotypes(data)[:TOP_CANDIDATES]]
     with graph_of(home) as graph:
-        rows = graph.read("MATCH (:Evidence)-[r:SHOWS|RULES_OUT]->(p:Phenotype) "
-                          "RETURN p.id AS id, p.name AS name, count(r) AS n ORDER BY n DESC, id LIMIT 1")
-    return {"id": rows[0]["id"], "name": rows[0]["name"], "items": int(rows[0]["n"])} if rows else {}
+        rows = graph.read("UNWIND $ids AS id MATCH (p:Phenotype {id: id}) "
+                          "RETURN p.id AS id, p.name AS name, COUNT { (p)<-[:SHOWS]-() } AS shows, "
+                          "COUNT { (p)<-[:RULES_OUT]-() } AS rules_out", ids=candidates)
+    found = [{"id": r["id"], "name": r["name"], "shows": int(r["shows"]), "rules_out": int(r["rules_out"]),
+              "items": int(r["shows"]) + int(r["rules_out"])} for r in rows]
+    return max(found, key=lambda r: (r["items"], r["id"])) if found else {}
 
 
 class RssSampler(threading.Thread):
@@ -277,12 +289,12 @@ def run_import(home: Path, manifest: Path, n: int, log: Path, *, kill_at_evidenc
     return result
 
 
-def stage_import(home: Path, manifest: Path, n: int, folder: Path) -> dict[str, Any]:
+def stage_import(home: Path, manifest: Path, n: int, folder: Path, data: Path) -> dict[str, Any]:
     result = run_import(home, manifest, n, folder / "import.log")
     say(f"import of {n:,}: {result['wall_s']} s, {result.get('pairs_per_s')} pairs/s, peak Python "
         f"{result['peak_rss_python_mb']} MB + JVM {result['peak_rss_jvm_mb']} MB")
     result["graph"] = graph_counts(home)
-    result["top_phenotype"] = top_phenotype(home)
+    result["top_phenotype"] = top_phenotype(home, data)
     return result
 
 
@@ -425,32 +437,36 @@ def embed_pairs(model: Any, data: Path, n: int, size: int, batch: int) -> tuple[
     if have < n:
         channels = int(model.image_encoder.mean.shape[1])
         records = list(gen.manifest_records(gen.manifest_for(data, n)))[have:n]
-        new_vecs: list[np.ndarray] = []
         say(f"embedding {len(records):,} images at {size} px ({have:,} cached), torch threads "
             f"{torch.get_num_threads()}")
-        started = time.perf_counter()
+        run: dict[str, Any] = {"images": 0, "seconds": 0.0, "torch_threads": torch.get_num_threads(), "batch": batch}
+        meta["runs"].append(run)
         with torch.inference_mode(), tqdm(total=len(records), desc=f"embed {size}px", unit="img",
                                           dynamic_ncols=True, mininterval=0.5) as bar:
-            for start in range(0, len(records), batch):
-                tensors = []
-                for rec in records[start:start + batch]:
-                    raw = (data / rec["image"]).read_bytes()
-                    hashes.append(hashlib.sha256(raw).hexdigest())
-                    tensors.append(_prepare(raw, size, channels))
-                new_vecs.append(model.encode_image(torch.stack(tensors)).float().numpy())
-                bar.update(len(tensors))
-        seconds = time.perf_counter() - started
-        added = np.concatenate(new_vecs).astype(np.float32)
-        vectors = added if not vectors.size else np.concatenate([vectors, added])
-        meta["runs"].append({"images": len(records), "seconds": round(seconds, 2),
-                             "images_per_s": round(len(records) / seconds, 1), "torch_threads": torch.get_num_threads(),
-                             "batch": batch, "load_after": [round(x, 2) for x in os.getloadavg()],
-                             "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        tmp = vec_path.with_suffix(".tmp.npy")
-        np.save(tmp, vectors)
-        os.replace(tmp, vec_path)
-        hash_path.write_text("\n".join(hashes) + "\n")
-        meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+            # saved every EMBED_SEGMENT images, so an interrupted run keeps what it embedded
+            for seg in range(0, len(records), EMBED_SEGMENT):
+                part = records[seg:seg + EMBED_SEGMENT]
+                new_vecs: list[np.ndarray] = []
+                started = time.perf_counter()
+                for start in range(0, len(part), batch):
+                    tensors = []
+                    for rec in part[start:start + batch]:
+                        raw = (data / rec["image"]).read_bytes()
+                        hashes.append(hashlib.sha256(raw).hexdigest())
+                        tensors.append(_prepare(raw, size, channels))
+                    new_vecs.append(model.encode_image(torch.stack(tensors)).float().numpy())
+                    bar.update(len(tensors))
+                run["seconds"] += time.perf_counter() - started
+                run["images"] += len(part)
+                run.update(seconds=round(run["seconds"], 2), images_per_s=round(run["images"] / run["seconds"], 1),
+                           load_after=[round(x, 2) for x in os.getloadavg()], at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                added = np.concatenate(new_vecs).astype(np.float32)
+                vectors = added if not vectors.size else np.concatenate([vectors, added])
+                tmp = vec_path.with_suffix(".tmp.npy")
+                np.save(tmp, vectors)
+                os.replace(tmp, vec_path)
+                hash_path.write_text("\n".join(hashes) + "\n")
+                meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     return vectors[:n], hashes[:n], meta
 
 
@@ -585,9 +601,13 @@ def markdown(result: dict[str, Any]) -> str:
              f"{result['params']['phenotypes']:,} phenotypes.", ""]
     for size in sorted(result["sizes"], key=int):
         s = result["sizes"][size]
-        imp, res, exp, ret, q, disk = (s.get(k) or {} for k in ("import", "resume", "export", "retrieval",
-                                                                "queries", "disk"))
         lines += [f"### {int(size):,} pairs", "", "| measure | value |", "|---|---:|"]
+        stages = {k: s.get(k) or {} for k in ("import", "resume", "export", "retrieval", "queries", "disk")}
+        for k, d in stages.items():
+            if "error" in d:
+                lines.append(f"| {k} | failed ({d.get('at')}): {d['error'][:200]} |")
+                stages[k] = {}
+        imp, res, exp, ret, q, disk = stages.values()
         if imp:
             g = imp.get("graph", {})
             top = imp.get("top_phenotype") or {}
@@ -770,48 +790,7 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
     for n in sizes:
-        entry = result["sizes"].setdefault(str(n), {})
-        folder = work / f"n{n}"
-        folder.mkdir(parents=True, exist_ok=True)
-        home = work / "homes" / str(n)
-        manifest = gen.manifest_for(data, n) if (data / "manifest.jsonl").exists() else None
-        try:
-            if not args.skip_import:
-                assert manifest is not None
-                copy_home(args.base_home, home)
-                before = _load_avg()
-                entry["import"] = stage_import(home, manifest, n, folder)
-                entry["import"].update(load_before=before, load_after=_load_avg(),
-                                       at=time.strftime("%Y-%m-%dT%H:%M:%S"))
-                save()
-            has_home = (home / "db").is_dir()
-            if not args.skip_export and has_home:
-                entry["export"] = stage_export(home, folder)
-                save()
-            if not args.skip_queries and has_home:
-                term = _get(entry, "import", "top_phenotype") or top_phenotype_started(home)
-                entry["queries"] = stage_queries(home, folder, term, args.query_repeats)
-                entry["queries"]["load_after"] = _load_avg()
-                save()
-            if has_home:
-                db_stop(home)
-                entry["disk"] = {"graph": disk_bytes(home / "db"), "blobs": disk_bytes(home / "blobs")}
-                save()
-            if not args.skip_resume and n == resume_size:
-                assert manifest is not None
-                entry["resume"] = stage_resume(args.base_home, manifest, n, folder, entry.get("import"),
-                                               args.kill_at, args.kill_after_s, keep=False)
-                save()
-            if not args.skip_retrieval:
-                before = _load_avg()
-                entry["retrieval"] = stage_retrieval(data, n, folder, args)
-                entry["retrieval"].update(load_before=before, load_after=_load_avg())
-                save()
-        finally:
-            with contextlib.suppress(Exception):
-                db_stop(home)
-            if not args.keep_homes:
-                shutil.rmtree(home, ignore_errors=True)
+        measure_size(n, result["sizes"].setdefault(str(n), {}), args, data, resume_size, save)
     save()
     md = markdown(result)
     print(md)
@@ -823,9 +802,64 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def top_phenotype_started(home: Path) -> dict[str, Any]:
+def measure_size(n: int, entry: dict[str, Any], args: argparse.Namespace, data: Path, resume_size: int,
+                 save: Callable[[], None]) -> None:
+    """Every stage asked for at size ``n``, into ``entry``; ``save`` writes the JSON after each."""
+    work: Path = args.work
+    folder = work / f"n{n}"
+    folder.mkdir(parents=True, exist_ok=True)
+    home = work / "homes" / str(n)
+    manifest = gen.manifest_for(data, n) if (data / "manifest.jsonl").exists() else None
+
+    def run_stage(name: str, fn: Callable[[], dict[str, Any]]) -> bool:
+        """Run one stage; a failure is recorded (and the run goes on with the next stage or size)."""
+        before = _load_avg()
+        try:
+            entry[name] = fn()
+            entry[name].update(load_before=before, load_after=_load_avg(),
+                               at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+            return True
+        except Exception as exc:  # a long unattended run records the failure and goes on
+            say(f"{name} ({n:,} pairs) failed: {exc!r}\n{traceback.format_exc()}")
+            entry[name] = {"error": repr(exc), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            return False
+        finally:
+            save()
+
+    try:
+        imported = True
+        if not args.skip_import:
+            assert manifest is not None
+            copy_home(args.base_home, home)
+            imported = run_stage("import", lambda: stage_import(home, manifest, n, folder, data))
+        has_home = (home / "db").is_dir() and imported
+        if not args.skip_export and has_home:
+            run_stage("export", lambda: stage_export(home, folder))
+        if not args.skip_queries and has_home:
+            run_stage("queries", lambda: stage_queries(
+                home, folder, _get(entry, "import", "top_phenotype") or top_phenotype_started(home, data),
+                args.query_repeats))
+        if has_home:
+            db_stop(home)
+            run_stage("disk", lambda: {"graph": disk_bytes(home / "db"), "blobs": disk_bytes(home / "blobs")})
+        if not args.skip_resume and n == resume_size:
+            assert manifest is not None
+            clean = entry.get("import")
+            clean = clean if clean and "error" not in clean else None
+            run_stage("resume", lambda: stage_resume(args.base_home, manifest, n, folder, clean,
+                                                     args.kill_at, args.kill_after_s, keep=False))
+        if not args.skip_retrieval:
+            run_stage("retrieval", lambda: stage_retrieval(data, n, folder, args))
+    finally:
+        with contextlib.suppress(Exception):
+            db_stop(home)
+        if not args.keep_homes:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def top_phenotype_started(home: Path, data: Path) -> dict[str, Any]:
     db_start(home)
-    return top_phenotype(home)
+    return top_phenotype(home, data)
 
 
 def _home_setting(home: Path) -> dict[str, Any]:
