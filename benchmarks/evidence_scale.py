@@ -15,14 +15,15 @@ Run from the repository root::
 What it does, per size N (every step can be skipped, and results merge into an existing ``--json``):
 
 0. **Data**: ``--data`` (default ``WORK/data``) holds the largest size's pairs, generated once with 2 processes
-   (about 5 minutes and 4.5 GB for 520K; reused and resumable); size N imports ``manifest-N.jsonl``, its first N
-   lines. Phenotypes are drawn from the graph of ``--base-home``.
+   (about 7 minutes and 4.5 GB for 520K on 2 quiet cores; reused and resumable); size N imports
+   ``manifest-N.jsonl``, its first N lines. Phenotypes are drawn from the graph of ``--base-home``.
 1. **Import**: a copy of ``--base-home`` (an already built full-HPO ``PHENOKG_HOME``, copied with its database
    stopped; built with ``phenokg kg build`` if it has no database) in ``WORK/homes/N``; its embedded database is
    started (``phenokg db start``), then ``phenokg evidence import manifest-N.jsonl`` runs as a child process.
    Wall time, pairs/s, and peak RSS sampled every 0.5 s with psutil: the CLI's process tree (Python) and the
    database JVM (the pid in ``db/server.json``). Then Evidence nodes, SHOWS / RULES_OUT edges and the phenotype
-   with the most linked items (both relations) are counted.
+   with the most linked items (both relations; anchored counts over the generator's 5 heaviest phenotypes) are
+   counted. A stage that fails is recorded in the JSON and the run goes on.
 2. **Resume** (``--resume-size``, default the smallest size): on another copy of the base home the import is
    killed with SIGKILL once ``--kill-at`` (0.5) of the pairs are Evidence nodes (the count is polled every 0.5 s;
    ``--kill-after-s`` kills at a time instead, if earlier), then run again; recorded: Evidence nodes at the kill,
