@@ -16,7 +16,7 @@ from kg.analysis.ranking import RankingIndex
 from kg.analysis.semsim import SemSimIndex
 from kg.analysis.snapshot import GraphSnapshot
 from kg.repo.diseases import NameIndex, PhenotypeDiseases
-from kg.repo.evidence_index import EvidenceIndex
+from kg.repo.evidence_lists import EvidenceIndex
 from kg.repo.snapshots import SnapshotCache
 from kg.text.annotate import LINKER_KEY, linker_from_snapshot
 from kg.text.linker import Linker

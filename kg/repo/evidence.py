@@ -1,7 +1,7 @@
 """Reads of image–caption evidence for the API: the evidence of one phenotype (paged by offset or cursor,
 filtered by relation and source, with the counts a filter panel shows) and the stored image of one evidence node.
 
-Order, filters and counts come from :class:`kg.repo.evidence_index.EvidenceIndex` (why: that module); the graph
+Order, filters and counts come from :class:`kg.repo.evidence_lists.EvidenceIndex` (why: that module); the graph
 is then read for the page's own items only."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, LiteralString
 
-from kg.repo.evidence_index import RELATIONS, EvidenceIndex, Facets, Relation
+from kg.repo.evidence_lists import RELATIONS, EvidenceIndex, Facets, Relation
 from kg.store.graph import Graph
 from kg.store.queries import EVIDENCE_IMAGE
 

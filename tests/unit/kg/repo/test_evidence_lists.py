@@ -4,7 +4,7 @@ positions and facet counts (no graph)."""
 from __future__ import annotations
 
 from kg.repo.evidence import parse_cursor
-from kg.repo.evidence_index import TermEvidence
+from kg.repo.evidence_lists import TermEvidence
 
 
 def links() -> TermEvidence:
@@ -70,7 +70,7 @@ class FakeGraph:
 def test_cache_reads_again_when_evidence_changes_and_drops_the_oldest() -> None:
     import time
 
-    from kg.repo.evidence_index import EvidenceIndex
+    from kg.repo.evidence_lists import EvidenceIndex
 
     graph = FakeGraph({"HP:1": ([["a", "s"]], []), "HP:2": ([["b", "s"], ["c", "s"]], [])})
     index = EvidenceIndex(graph, max_links=2)  # type: ignore[arg-type]
