@@ -25,7 +25,7 @@ def test_retrieval_stage_on_a_tiny_folder(tmp_path: Path, monkeypatch: pytest.Mo
     gen = es.gen
     pool = np.random.default_rng(0).integers(0, 256, size=(8, 28, 28), dtype=np.uint8)
     monkeypatch.setattr(gen, "load_pool", lambda path=gen.NPZ: pool)
-    monkeypatch.setattr(es, "EMBED_SEGMENT", 10)  # 24 images: saved after 10, 20 and 24
+    monkeypatch.setattr(es.retrieval, "EMBED_SEGMENT", 10)  # 24 images: saved after 10, 20 and 24
     data = tmp_path / "data"
     data.mkdir()
     chosen = gen.choose_phenotypes(LABELS, 4, seed=0, zipf=1.0)
