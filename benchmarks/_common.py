@@ -19,6 +19,14 @@ from kg.store.embedded import free_port
 __all__ = ["cpu_model", "free_port", "load_average", "machine_line", "percentile", "progress", "stop_child"]
 
 
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a phenokg child process on ``home``: no inherited database settings, offline."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_") and k not in
+           ("PHENOKG_BOLT_PORT", "PHENOKG_HTTP_PORT")}
+    env.update({"PHENOKG_HOME": str(home), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **extra})
+    return env
+
+
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
     with contextlib.suppress(OSError):

@@ -16,19 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import evidence_scale_data as gen
-from _common import progress
+from _common import cli_env, progress
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP_CANDIDATES = 5
 say = progress("evidence_scale")
-
-
-def cli_env(home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a phenokg child process on ``home`` (no inherited database settings, offline)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_") and k not in
-           ("PHENOKG_BOLT_PORT", "PHENOKG_HTTP_PORT")}
-    env.update({"PHENOKG_HOME": str(home), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **extra})
-    return env
 
 
 def phenokg(home: Path, *args: str, timeout: float = 3600, show: bool = False) -> str:

@@ -48,7 +48,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from _common import cpu_model, free_port, progress, stop_child
+from _common import cli_env, cpu_model, free_port, progress, stop_child
 
 ROOT = Path(__file__).resolve().parents[1]
 NPZ = ROOT.parent / "shared" / "data" / "pneumoniamnist.npz"
@@ -59,17 +59,11 @@ TARGET_P50_MS = 50.0
 say = progress("retrieval_latency")
 
 
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_") and k not in
-           ("PHENOKG_BOLT_PORT", "PHENOKG_HTTP_PORT")}
-    env.update({"PHENOKG_HOME": str(home), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **extra})
-    return env
-
 
 def phenokg(home: Path, *args: str, timeout: float = 1800) -> str:
     cmd = [sys.executable, "-m", "app.cli.main", *args]
     say("$ phenokg " + " ".join(args))
-    out = subprocess.run(cmd, env=_env(home), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    out = subprocess.run(cmd, env=cli_env(home), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"phenokg {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
     return out.stdout
@@ -106,7 +100,7 @@ class Server:
     def __init__(self, home: Path, model: Path, max_batch: int, log: Path, torch_threads: int | None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = _env(home, PHENOKG_CLIP_MODEL=str(model), PHENOKG_RETRIEVAL_MAX_BATCH=str(max_batch),
+        env = cli_env(home, PHENOKG_CLIP_MODEL=str(model), PHENOKG_RETRIEVAL_MAX_BATCH=str(max_batch),
                    PHENOKG_RETRIEVAL_BATCH_WAIT_MS="5",
                    **({"OMP_NUM_THREADS": str(torch_threads)} if torch_threads else {}))
         cmd = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
@@ -222,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     servers: dict[str, Any] = {}
     info = machine()
     try:
-        status = subprocess.run([sys.executable, "-m", "app.cli.main", "db", "status", "--json"], env=_env(home),
+        status = subprocess.run([sys.executable, "-m", "app.cli.main", "db", "status", "--json"], env=cli_env(home),
                                 cwd=ROOT, capture_output=True, text=True, timeout=60)
         if status.returncode != 0 or not json.loads(status.stdout or "{}").get("running"):
             phenokg(home, "db", "start")
