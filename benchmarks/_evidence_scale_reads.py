@@ -25,18 +25,19 @@ def export_view(home: Path, out: Path) -> None:
     """(child process) the evidence training view of ``home``'s running database, as JSONL; prints figures."""
     import resource
 
-    from kg.repo.training_views import evidence_items
+    from kg.repo.training_views import iter_evidence_items
 
-    with graph_of(home) as graph:
+    items = 0
+    write_s = 0.0
+    with graph_of(home) as graph, out.open("w", encoding="utf-8") as fh:
         t0 = time.perf_counter()
-        items = evidence_items(graph, blob_root=home / "blobs")
-        read_s = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    with out.open("w", encoding="utf-8") as fh:
-        for item in items:
+        for item in iter_evidence_items(graph, blob_root=home / "blobs"):  # read page by page, written as read
+            t1 = time.perf_counter()
             fh.write(json.dumps(dict(item), ensure_ascii=False) + "\n")
-    write_s = time.perf_counter() - t1
-    print(json.dumps({"items": len(items), "read_s": round(read_s, 2), "write_s": round(write_s, 2),
+            write_s += time.perf_counter() - t1
+            items += 1
+        read_s = time.perf_counter() - t0 - write_s
+    print(json.dumps({"items": items, "read_s": round(read_s, 2), "write_s": round(write_s, 2),
                       "total_s": round(read_s + write_s, 2), "file_bytes": out.stat().st_size,
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 

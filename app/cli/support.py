@@ -62,9 +62,15 @@ def settings() -> AppSettings:
 
 
 @contextmanager
-def graph_connection(start: bool = True) -> Iterator[Any]:
-    """A graph for one command: starts the embedded server if it is not running, stops it afterwards."""
+def graph_connection(start: bool = True, *, migrated: bool = False) -> Iterator[Any]:
+    """A graph for one command: starts the embedded server if it is not running, stops it afterwards.
+    ``migrated``: apply pending migrations first (writers that rely on the indexes they create, such as the
+    evidence import's per-batch lookups)."""
     from kg.store.graph import open_graph
+    from kg.store.migrations import migrate
 
     with open_graph(settings(), start_embedded=start) as graph:
+        if migrated:
+            for applied in migrate(graph):
+                note(f"applied migration {applied.filename}")
         yield graph

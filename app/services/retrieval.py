@@ -43,7 +43,7 @@ from kg.analysis.snapshot import GraphSnapshot
 from kg.ids import PHENOTYPIC_ABNORMALITY
 from kg.repo.registry import active_model, list_models
 from kg.repo.snapshots import SnapshotCache
-from kg.repo.training_views import count_evidence, evidence_items
+from kg.repo.training_views import count_evidence, iter_evidence_items
 from kg.store.graph import Graph
 
 __all__ = ["NO_MODEL", "EvidenceInfo", "RetrievalService", "ServedModel"]
@@ -147,18 +147,20 @@ class RetrievalService:
         snapshot = self.cache.get()
         view = snapshot.view
         count = count_evidence(self.graph)
-        items = evidence_items(self.graph, blob_root=self.settings.blob_dir)
-        inputs = [EvidenceInput(e["id"], str(e["sha256"] or ""), str(e["blob_path"]), tuple(e["shows"]),
-                                tuple(e["rules_out"]), *_finding_sets(snapshot, e))
-                  for e in items if e["blob_path"] and Path(e["blob_path"]).is_file()]
+        inputs: list[EvidenceInput] = []
+        evidence: dict[str, EvidenceInfo] = {}
+        for e in iter_evidence_items(self.graph, blob_root=self.settings.blob_dir):  # page by page
+            evidence[e["id"]] = EvidenceInfo(str(e["caption"] or ""), list(e["shows"]), list(e["rules_out"]),
+                                             str((e.get("extra") or {}).get("finding") or "") or None)
+            if e["blob_path"] and Path(e["blob_path"]).is_file():
+                inputs.append(EvidenceInput(e["id"], str(e["sha256"] or ""), str(e["blob_path"]), tuple(e["shows"]),
+                                            tuple(e["rules_out"]), *_finding_sets(snapshot, e)))
         started = time.perf_counter()
         index = ClipIndex.load(model.path, inputs, lambda t: view.ancestors(t, include_self=False),
                                lambda t: view.names.get(t, t), study=self.settings.retrieval_study)
         log.info("retrieval: model %s on %s (%d phenotypes, %d evidence images, %s embedded now) in %.1f s",
                  model.id, index.device, len(index.vocabulary.ids), len(index.evidence_ids),
                  index.info.get("evidence_embedded_at_load"), time.perf_counter() - started)
-        evidence = {e["id"]: EvidenceInfo(str(e["caption"] or ""), list(e["shows"]), list(e["rules_out"]),
-                                          str((e.get("extra") or {}).get("finding") or "") or None) for e in items}
         return _State(model, index, snapshot.stamp, evidence, count)
 
     def refresh(self) -> None:

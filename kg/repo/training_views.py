@@ -23,9 +23,9 @@ the current id, for gold standards written against older releases.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Final, TypedDict
 
 from kg.ids import PHENOTYPIC_ABNORMALITY
 from kg.store import queries as Q
@@ -199,42 +199,56 @@ def _extra(value: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def evidence_items(graph: Graph, *, blob_root: Path | None = None, source: str | None = None,
-                   split: str | None = None) -> list[EvidenceView]:
+EVIDENCE_PAGE: Final = 10_000  # evidence items per read: bounded memory in Python and in the database
+
+
+def iter_evidence_items(graph: Graph, *, blob_root: Path | None = None, source: str | None = None,
+                        split: str | None = None, page: int = EVIDENCE_PAGE) -> Iterator[EvidenceView]:
     """Every evidence item (of ``source``; of ``split`` per its extra field) with its linked phenotype ids
-    (sorted), by id. ``blob_root``: the :class:`kg.store.blobs.BlobStore` root, to fill ``blob_path`` (the file may
+    (sorted), by id, read ``page`` items at a time (keyset paging on the id), so that 500,000 items stream in
+    bounded memory. ``blob_root``: the :class:`kg.store.blobs.BlobStore` root, to fill ``blob_path`` (the file may
     be missing on this machine)."""
     from kg.store.blobs import BlobStore
 
     store = BlobStore(blob_root) if blob_root is not None else None
-    links: dict[str, dict[str, set[str]]] = {}
-    for e, pid, uncertain in _rows(graph, Q.TRAINING_EVIDENCE_SHOWS):
-        links.setdefault(str(e), {}).setdefault("uncertain" if uncertain else "shows", set()).add(str(pid))
-    for e, pid, _ in _rows(graph, Q.TRAINING_EVIDENCE_RULES_OUT):
-        links.setdefault(str(e), {}).setdefault("rules_out", set()).add(str(pid))
-    out: list[EvidenceView] = []
-    for eid, sha, uri, caption, src, license_, extra_json in sorted(
-            _rows(graph, Q.TRAINING_EVIDENCE, source=source), key=lambda r: str(r[0])):
-        extra = _extra(extra_json)
-        if split is not None and str(extra.get("split")) != split:
-            continue
-        eid = str(eid)
-        blob_path: str | None = None
-        if store is not None and sha:
-            try:
-                blob_path = str(store.path(str(sha)))
-            except ValueError:
-                blob_path = None
-        lk = links.get(eid, {})
-        shows = lk.get("shows", set())
-        out.append(EvidenceView(
-            id=eid, sha256=str(sha or ""), image_uri=str(uri) if uri else None, blob_path=blob_path,
-            caption=str(caption or ""), source=str(src) if src else None,
-            license=str(license_) if license_ else None, shows=sorted(shows),
-            uncertain=sorted(lk.get("uncertain", set()) - shows), rules_out=sorted(lk.get("rules_out", set())),
-            extra=extra,
-        ))
-    return out
+    after = ""
+    while True:
+        rows = _rows(graph, Q.TRAINING_EVIDENCE_PAGE, after=after, source=source, limit=int(page))
+        if not rows:
+            return
+        after = str(rows[-1][0])
+        links: dict[str, dict[str, set[str]]] = {}
+        for e, relation, pid, uncertain in _rows(graph, Q.TRAINING_EVIDENCE_PAGE_LINKS, ids=[r[0] for r in rows]):
+            kind = "rules_out" if relation == "RULES_OUT" else "uncertain" if uncertain else "shows"
+            links.setdefault(str(e), {}).setdefault(kind, set()).add(str(pid))
+        for eid, sha, uri, caption, src, license_, extra_json in rows:
+            extra = _extra(extra_json)
+            if split is not None and str(extra.get("split")) != split:
+                continue
+            eid = str(eid)
+            blob_path: str | None = None
+            if store is not None and sha:
+                try:
+                    blob_path = str(store.path(str(sha)))
+                except ValueError:
+                    blob_path = None
+            lk = links.get(eid, {})
+            shows = lk.get("shows", set())
+            yield EvidenceView(
+                id=eid, sha256=str(sha or ""), image_uri=str(uri) if uri else None, blob_path=blob_path,
+                caption=str(caption or ""), source=str(src) if src else None,
+                license=str(license_) if license_ else None, shows=sorted(shows),
+                uncertain=sorted(lk.get("uncertain", set()) - shows), rules_out=sorted(lk.get("rules_out", set())),
+                extra=extra,
+            )
+        if len(rows) < page:
+            return
+
+
+def evidence_items(graph: Graph, *, blob_root: Path | None = None, source: str | None = None,
+                   split: str | None = None) -> list[EvidenceView]:
+    """:func:`iter_evidence_items` as a list."""
+    return list(iter_evidence_items(graph, blob_root=blob_root, source=source, split=split))
 
 
 def count_evidence(graph: Graph) -> int:

@@ -256,6 +256,18 @@ TRAINING_EVIDENCE: Final[LiteralString] = """
 MATCH (e:Evidence) WHERE $source IS NULL OR e.source = $source
 RETURN collect([e.id, e.sha256, e.image_uri, e.caption, e.source, e.license, e.extra]) AS rows
 """
+# One page of evidence items by id (keyset paging: bounded memory at any size), then the links of that page.
+TRAINING_EVIDENCE_PAGE: Final[LiteralString] = """
+MATCH (e:Evidence) WHERE e.id > $after AND ($source IS NULL OR e.source = $source)
+WITH e ORDER BY e.id LIMIT $limit
+RETURN collect([e.id, e.sha256, e.image_uri, e.caption, e.source, e.license, e.extra]) AS rows
+"""
+TRAINING_EVIDENCE_PAGE_LINKS: Final[LiteralString] = """
+UNWIND $ids AS id
+MATCH (e:Evidence {id: id})-[s]->(p:Phenotype)
+WHERE type(s) IN ['SHOWS', 'RULES_OUT']
+RETURN collect([id, type(s), p.id, s.uncertain]) AS rows
+"""
 TRAINING_TERM_NAMES: Final[LiteralString] = """
 UNWIND $ids AS id
 MATCH (p:Phenotype {id: id})

@@ -106,7 +106,7 @@ def import_npz(
         raise ValidationError(f"--granularity must be coarse, medium or fine, not {granularity!r}")
     label_map = parse_label_map(labels)
     split_list = [s.strip() for s in splits.split(",") if s.strip()]
-    with graph_connection() as graph:
+    with graph_connection(migrated=True) as graph:
         found = {d.id: d for d in to_disease_sets(disease_sets(graph, ids=sorted(set(label_map.values()))))}
         unknown = sorted(set(label_map.values()) - set(found))
         if unknown:

@@ -32,7 +32,7 @@ def evidence_import(
     from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph
 
     config = settings()
-    with graph_connection() as graph:
+    with graph_connection(migrated=True) as graph:
         report = import_evidence(graph, file, linker_from_graph(graph), BlobStore(config.blob_dir),
                                  progress=not quiet)
     _print_stream_report(report)
@@ -67,7 +67,7 @@ def evidence_import_chexpert(
     from kg.ingest.chexpert import import_chexpert
     from kg.store.blobs import BlobStore
 
-    with graph_connection() as graph:
+    with graph_connection(migrated=True) as graph:
         report = import_chexpert(graph, file, BlobStore(settings().blob_dir), license=license, source=source,
                                  image_root=image_root, split=split, split_column=split_column, progress=not quiet)
     _print_stream_report(report)
@@ -92,7 +92,7 @@ def evidence_import_reports(
     from kg.ingest.reports import import_reports
     from kg.store.blobs import BlobStore
 
-    with graph_connection() as graph:
+    with graph_connection(migrated=True) as graph:
         report = import_reports(graph, file, linker_from_graph(graph), BlobStore(settings().blob_dir),
                                 license=license, source=source, image_root=image_root, split=split,
                                 split_column=split_column, progress=not quiet)

@@ -10,7 +10,13 @@ from PIL import Image
 
 from kg.ingest.build import build
 from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph
-from kg.repo.training_views import disease_sets, evidence_items, id_redirects, phenotype_attributes
+from kg.repo.training_views import (
+    disease_sets,
+    evidence_items,
+    id_redirects,
+    iter_evidence_items,
+    phenotype_attributes,
+)
 from kg.store.graph import Graph
 from models.types import DiseaseSets, PhenotypeAttributes
 from models.views import split_held_out, to_attributes, to_disease_sets
@@ -120,3 +126,12 @@ def test_evidence_items(mini: Graph, tmp_path: Path) -> None:
     second = by_caption["Possible cardiomegaly and seizures."]
     assert "HP:0001640" in second["uncertain"] and "HP:0001640" not in second["shows"]
     assert evidence_items(mini)[0]["blob_path"] is None
+
+
+def test_evidence_items_read_page_by_page_give_the_same_items(mini: Graph, tmp_path: Path) -> None:
+    """Keyset paging (a page of one item here) yields what one read would, in id order, with each page's links."""
+    whole = evidence_items(mini, blob_root=tmp_path)
+    paged = list(iter_evidence_items(mini, blob_root=tmp_path, page=1))
+    assert paged == whole and [i["id"] for i in paged] == sorted(i["id"] for i in whole)
+    assert list(iter_evidence_items(mini, source="test", page=1)) == evidence_items(mini, source="test")
+    assert list(iter_evidence_items(mini, source="nowhere")) == []
