@@ -252,10 +252,6 @@ MATCH (d:Disease)-[e:EXCLUDES]->(p:Phenotype)
 WHERE ($source IS NULL OR d.source = $source) AND ($ids IS NULL OR d.id IN $ids)
 RETURN collect([d.id, p.id, p.name, e.aspect, e.frequency]) AS rows
 """
-TRAINING_EVIDENCE: Final[LiteralString] = """
-MATCH (e:Evidence) WHERE $source IS NULL OR e.source = $source
-RETURN collect([e.id, e.sha256, e.image_uri, e.caption, e.source, e.license, e.extra]) AS rows
-"""
 # One page of evidence items by id (keyset paging: bounded memory at any size), then the links of that page.
 TRAINING_EVIDENCE_PAGE: Final[LiteralString] = """
 MATCH (e:Evidence) WHERE e.id > $after AND ($source IS NULL OR e.source = $source)
@@ -278,14 +274,6 @@ UNWIND $ids AS id
 MATCH (p:Phenotype {id: id})-[:IS_A*1..]->(a:Phenotype)
 WITH DISTINCT id, a
 RETURN collect([id, a.id, a.name, EXISTS { MATCH (a)-[:IS_A]->(:Phenotype {id: $top}) }]) AS rows
-"""
-TRAINING_EVIDENCE_SHOWS: Final[LiteralString] = """
-MATCH (e:Evidence)-[s:SHOWS]->(p:Phenotype)
-RETURN collect([e.id, p.id, s.uncertain]) AS rows
-"""
-TRAINING_EVIDENCE_RULES_OUT: Final[LiteralString] = """
-MATCH (e:Evidence)-[s:RULES_OUT]->(p:Phenotype)
-RETURN collect([e.id, p.id, s.uncertain]) AS rows
 """
 
 # Model registry: (:ModelVersion {id, kind, path, created_at, config, metrics, data_hash, seed, code_version,
