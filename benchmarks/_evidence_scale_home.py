@@ -110,7 +110,7 @@ def graph_of(home: Path) -> Iterator[Any]:
 
 # Evidence ids are "ev:" + 32 hex digits: 16 id ranges keep each aggregation under ArcadeDB's in-heap limit of
 # 500,000 elements per operation (one count(DISTINCT) over 520K ids exceeds it).
-_ID_RANGES = [(f"ev:{a}", f"ev:{b}") for a, b in zip("0123456789abcdef", "123456789abcdeg", strict=True)]
+_ID_RANGES = [(f"ev:{a}", f"ev:{b}") for a, b in zip("0123456789abcdef", "123456789abcdefg", strict=True)]
 
 
 def graph_counts(home: Path, *, duplicates: bool = False) -> dict[str, Any]:
