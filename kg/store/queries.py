@@ -252,13 +252,13 @@ MATCH (d:Disease)-[e:EXCLUDES]->(p:Phenotype)
 WHERE ($source IS NULL OR d.source = $source) AND ($ids IS NULL OR d.id IN $ids)
 RETURN collect([d.id, p.id, p.name, e.aspect, e.frequency]) AS rows
 """
-# One page of evidence items by id (keyset paging: bounded memory at any size), then the links of that page.
-TRAINING_EVIDENCE_PAGE: Final[LiteralString] = """
-MATCH (e:Evidence) WHERE e.id > $after AND ($source IS NULL OR e.source = $source)
-WITH e ORDER BY e.id LIMIT $limit
+# The evidence items of one id range (bounds may be null), then the links of a list of items.
+TRAINING_EVIDENCE_RANGE: Final[LiteralString] = """
+MATCH (e:Evidence)
+WHERE ($lo IS NULL OR e.id >= $lo) AND ($hi IS NULL OR e.id < $hi) AND ($source IS NULL OR e.source = $source)
 RETURN collect([e.id, e.sha256, e.image_uri, e.caption, e.source, e.license, e.extra]) AS rows
 """
-TRAINING_EVIDENCE_PAGE_LINKS: Final[LiteralString] = """
+TRAINING_EVIDENCE_LINKS: Final[LiteralString] = """
 UNWIND $ids AS id
 MATCH (e:Evidence {id: id})-[s]->(p:Phenotype)
 WHERE type(s) IN ['SHOWS', 'RULES_OUT']

@@ -11,6 +11,7 @@ from PIL import Image
 from kg.ingest.build import build
 from kg.ingest.evidence import BlobStore, import_evidence, linker_from_graph
 from kg.repo.training_views import (
+    _id_ranges,
     disease_sets,
     evidence_items,
     id_redirects,
@@ -128,10 +129,20 @@ def test_evidence_items(mini: Graph, tmp_path: Path) -> None:
     assert evidence_items(mini)[0]["blob_path"] is None
 
 
-def test_evidence_items_read_page_by_page_give_the_same_items(mini: Graph, tmp_path: Path) -> None:
-    """Keyset paging (a page of one item here) yields what one read would, in id order, with each page's links."""
-    whole = evidence_items(mini, blob_root=tmp_path)
-    paged = list(iter_evidence_items(mini, blob_root=tmp_path, page=1))
-    assert paged == whole and [i["id"] for i in paged] == sorted(i["id"] for i in whole)
-    assert list(iter_evidence_items(mini, source="test", page=1)) == evidence_items(mini, source="test")
+def test_evidence_items_read_range_by_range_give_the_same_items(mini: Graph, tmp_path: Path) -> None:
+    """Reading by id ranges yields every item once, in id order, with its links; ids made elsewhere too."""
+    mini.write("CREATE (:Evidence {id: 'zz-custom', caption: 'Pneumonia.', source: 'test', license: 'CC0'})")
+    mini.write("CREATE (:Evidence {id: 'a-custom', caption: 'Seizures.', source: 'other', license: 'CC0'})")
+    items = list(iter_evidence_items(mini, blob_root=tmp_path))
+    ids = [i["id"] for i in items]
+    assert ids == sorted(ids) and len(ids) == 4 and {"zz-custom", "a-custom"} <= set(ids)
+    assert items == evidence_items(mini, blob_root=tmp_path)
+    assert [i["id"] for i in iter_evidence_items(mini, source="other")] == ["a-custom"]
     assert list(iter_evidence_items(mini, source="nowhere")) == []
+
+
+def test_id_ranges_cover_every_id_in_order() -> None:
+    ranges = _id_ranges(1_000)
+    assert len(ranges) == 18 and ranges[0] == (None, "ev:0") and ranges[-1] == ("ev:g", None)
+    assert ranges[1] == ("ev:0", "ev:1") and ranges[16] == ("ev:f", "ev:g")
+    assert len(_id_ranges(5_000_000)) == 258  # 256 two-digit prefixes past 1.6M items
