@@ -78,7 +78,6 @@ class PendingBatch:
     ``known`` the ids of rows found already stored (their links may be incomplete)."""
 
     def __init__(self) -> None:
-        self.rows = 0
         self.nodes: dict[str, dict[str, Any]] = {}
         self.known: set[str] = set()
         self.links: dict[Relation, list[dict[str, Any]]] = {"SHOWS": [], "RULES_OUT": []}

@@ -161,7 +161,6 @@ class _Importer:
     def prepare(self, items: list[EvidenceRow | LabelledRow]) -> PendingBatch:
         """Steps 1–3 of the module docstring for one batch."""
         pending = PendingBatch()
-        pending.rows = len(items)
         current: dict[Key, _First] = {}
         fresh: list[tuple[EvidenceRow | LabelledRow, Key | None]] = []
         for item in items:
