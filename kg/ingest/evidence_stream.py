@@ -97,6 +97,10 @@ def image_uri(ref: str, base_dir: Path, paths: LocalPaths | None = None) -> str 
         return None
 
 
+def _row(item: EvidenceRow | LabelledRow) -> EvidenceRow:
+    return item.row if isinstance(item, LabelledRow) else item
+
+
 @dataclass
 class _First:
     """The first row of a run with one key: its line and license, for duplicate and license-conflict checks."""
@@ -164,7 +168,7 @@ class _Importer:
         current: dict[Key, _First] = {}
         fresh: list[tuple[EvidenceRow | LabelledRow, Key | None]] = []
         for item in items:
-            row = item.row if isinstance(item, LabelledRow) else item
+            row = _row(item)
             uri = image_uri(row.image, self.base_dir, self.paths)
             key = (uri, row.caption, row.source) if uri is not None else None
             first = self._earlier(key, current) if key is not None else None
@@ -177,7 +181,7 @@ class _Importer:
         stored = self._stored(k for _, k in fresh if k is not None)
         to_load: list[tuple[EvidenceRow | LabelledRow, Key | None]] = []
         for item, key in fresh:
-            row = item.row if isinstance(item, LabelledRow) else item
+            row = _row(item)
             found = stored.get(key) if key is not None else None
             if found is None:
                 to_load.append((item, key))
@@ -187,12 +191,12 @@ class _Importer:
                 self.report.skipped += 1
                 pending.known.add(found[0])
                 self._links(pending, found[0], item)
-        refs = list(dict.fromkeys((i.row if isinstance(i, LabelledRow) else i).image for i, _ in to_load))
+        refs = list(dict.fromkeys(_row(i).image for i, _ in to_load))
         loads: dict[str, Future[tuple[StoredImage, str] | ImageError]] = {
             ref: self.pool.submit(self._store_image, ref) for ref in refs}
         firsts: dict[str, int] = {}  # evidence id → line, within this batch
         for item, _key in to_load:
-            row = item.row if isinstance(item, LabelledRow) else item
+            row = _row(item)
             result = loads[row.image].result()
             if isinstance(result, ImageError):
                 self._error(row, str(result))

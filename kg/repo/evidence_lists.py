@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, LiteralString
 
+from kg.repo.training_views import count_evidence
 from kg.store.graph import Graph
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ _LINKS: Final[dict[Relation, LiteralString]] = {
     "shows": "MATCH (p:Phenotype {id: $id})<-[:SHOWS]-(e:Evidence) RETURN collect([e.id, e.source]) AS rows",
     "rules_out": "MATCH (p:Phenotype {id: $id})<-[:RULES_OUT]-(e:Evidence) RETURN collect([e.id, e.source]) AS rows",
 }
-EVIDENCE_COUNT: Final[LiteralString] = "MATCH (e:Evidence) RETURN count(e) AS n"
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ class EvidenceIndex:
         self._building: dict[str, threading.Lock] = {}
 
     def stamp(self) -> int:
-        return int(self.graph.read(EVIDENCE_COUNT)[0]["n"])
+        return count_evidence(self.graph)
 
     def term(self, term_id: str) -> TermEvidence:
         """The evidence list of ``term_id``: read from the graph when absent or built under another stamp; one
